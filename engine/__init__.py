@@ -1,0 +1,1 @@
+"""mirrorline's replication engine."""

@@ -1,0 +1,108 @@
+"""The state database: one SQLite file in WAL mode, opened through aiosqlite.
+
+It holds policies, the task queue, counters, totals and the replica map, so a
+state change and the numbers that describe it commit in one transaction.
+Counters are kept by triggers: reading a backlog costs O(1), and no code path
+can change a task's state without the counters following.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import aiosqlite
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE policies (
+            id TEXT PRIMARY KEY,
+            priority INTEGER NOT NULL UNIQUE,
+            source_alias TEXT NOT NULL, source_bucket TEXT NOT NULL,
+            target_alias TEXT NOT NULL, target_bucket TEXT NOT NULL,
+            prefix TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '',
+            replicate TEXT NOT NULL,
+            bandwidth INTEGER NOT NULL DEFAULT 0,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            paused INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL)""",
+        """CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+        """CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            policy TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL, op TEXT NOT NULL,
+            size INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT '',
+            src_mtime REAL NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
+            target_version TEXT NOT NULL DEFAULT '', target_has_key INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+            next_at REAL NOT NULL, lease_until REAL NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '', error_class TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+        "CREATE UNIQUE INDEX tasks_identity ON tasks(policy, key, version_id, op)",
+        """CREATE INDEX tasks_ready ON tasks(policy, next_at, id)
+            WHERE state IN ('pending', 'retrying')""",
+        "CREATE INDEX tasks_state ON tasks(policy, state, created_at)",
+        """CREATE TABLE counters (
+            policy TEXT NOT NULL, state TEXT NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (policy, state)) WITHOUT ROWID""",
+        """CREATE TABLE totals (
+            policy TEXT PRIMARY KEY,
+            replicated INTEGER NOT NULL DEFAULT 0, replicated_bytes INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID""",
+        """CREATE TABLE replicas (
+            policy TEXT NOT NULL, key TEXT NOT NULL, source_version TEXT NOT NULL,
+            target_version TEXT, src_mtime REAL NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (policy, key, source_version)) WITHOUT ROWID""",
+        """CREATE TRIGGER tasks_counted_in AFTER INSERT ON tasks BEGIN
+            INSERT INTO counters(policy, state, count, bytes) VALUES (NEW.policy, NEW.state, 1, NEW.size)
+            ON CONFLICT DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
+        END""",
+        """CREATE TRIGGER tasks_counted_move AFTER UPDATE OF state ON tasks
+            WHEN OLD.state != NEW.state BEGIN
+            INSERT INTO counters(policy, state, count, bytes)
+                VALUES (OLD.policy, OLD.state, -1, -OLD.size), (NEW.policy, NEW.state, 1, NEW.size)
+            ON CONFLICT DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes;
+        END""",
+        """CREATE TRIGGER tasks_counted_out AFTER DELETE ON tasks BEGIN
+            UPDATE counters SET count = count - 1, bytes = bytes - OLD.size
+                WHERE policy = OLD.policy AND state = OLD.state;
+        END""",
+    ],
+]
+
+
+async def open_db(path: Path | str) -> aiosqlite.Connection:
+    """Open (creating if needed, mode 0600) and migrate the state database."""
+    if str(path) != ":memory:":
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    for pragma in (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA busy_timeout=10000",
+        "PRAGMA foreign_keys=ON",
+    ):
+        await conn.execute(pragma)
+    await _migrate(conn)
+    return conn
+
+
+async def _migrate(conn: aiosqlite.Connection) -> None:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = row[0] if row else 0
+    for number, statements in enumerate(MIGRATIONS[version:], version + 1):
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in statements:
+                await conn.execute(sql)
+            await conn.execute(f"PRAGMA user_version={number}")
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise

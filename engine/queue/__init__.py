@@ -1,0 +1,87 @@
+"""The replication queue: one interface, backends behind it.
+
+The SQLite backend (engine/queue/sqlite.py) serves one engine per state dir.
+A PostgreSQL backend for workers on several machines implements the same
+methods (claim with `FOR UPDATE SKIP LOCKED`); nothing above this module
+knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.model import Completion, Counts, NewTask, Task, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """What the target holds for one source version (None: deliberately nothing)."""
+
+    key: str
+    source_version: str
+    target_version: str | None
+    src_mtime: float
+    seq: int
+
+
+class TaskQueue(abc.ABC):
+    """Durable tasks with leases, O(1) counters and the source->target version map."""
+
+    @abc.abstractmethod
+    async def enqueue(self, tasks: Sequence[NewTask]) -> int:
+        """Add tasks, ignoring ones already queued; returns how many were new."""
+
+    @abc.abstractmethod
+    async def claim(self, policies: Sequence[str], limit: int, lease_seconds: float) -> list[Task]:
+        """Lease up to `limit` ready tasks of these policies, oldest first."""
+
+    @abc.abstractmethod
+    async def complete(self, done: Sequence[Completion]) -> None:
+        """Remove finished tasks, count them and record their replicas, atomically."""
+
+    @abc.abstractmethod
+    async def retry_later(self, task: Task, error: str, error_class: str, at: float) -> None:
+        """Park a task in backoff until `at`."""
+
+    @abc.abstractmethod
+    async def fail(self, task: Task, error: str, error_class: str) -> None:
+        """Park a task as failed until an operator retries it."""
+
+    @abc.abstractmethod
+    async def release(self, tasks: Sequence[Task]) -> None:
+        """Give leased tasks back as pending without counting an attempt (shutdown)."""
+
+    @abc.abstractmethod
+    async def recover(self) -> int:
+        """Return leases left behind by a crash to pending; returns how many."""
+
+    @abc.abstractmethod
+    async def requeue(self, policy: str | None = None, ids: Sequence[int] = ()) -> int:
+        """Move failed (and retrying) tasks back to pending with a fresh attempt budget."""
+
+    @abc.abstractmethod
+    async def counts(self) -> dict[str, Counts]:
+        """Backlog and totals per policy, read from counters, not by scanning tasks."""
+
+    @abc.abstractmethod
+    async def tasks(
+        self,
+        policy: str | None = None,
+        states: Sequence[TaskState] = (),
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[Task]:
+        """A page of tasks ordered by id, starting after the cursor `after`."""
+
+    @abc.abstractmethod
+    async def replicas(self, policies: Sequence[str], low: str, high: str | None) -> list[Replica]:
+        """Replica map rows with low < key <= high (high None: to the end), keys ascending."""
+
+    @abc.abstractmethod
+    async def drop_policy(self, policy: str) -> None:
+        """Forget a removed policy's tasks, counters and replica map."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

@@ -1,0 +1,261 @@
+"""SQLite backend of the queue, for one engine per state dir.
+
+Claims are one `UPDATE ... RETURNING` over a partial index of ready rows, so
+claiming costs the same with ten tasks or ten million. Every write is one
+short transaction; counters follow through triggers (engine/db.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import aiosqlite
+
+from engine.model import Completion, Counts, NewTask, Op, Outcome, Task, TaskState
+from engine.queue import Replica, TaskQueue
+
+# In the field order of engine.model.Task, so a row maps to a Task positionally.
+_COLUMNS = (
+    "policy, key, version_id, op, size, etag, src_mtime, seq, target_version, target_has_key, "
+    "id, state, attempts, next_at, last_error, error_class, created_at, updated_at"
+)
+
+
+def _task(row: tuple) -> Task:  # type: ignore[type-arg]
+    values = list(row)
+    values[3] = Op(values[3])
+    values[9] = bool(values[9])
+    values[11] = TaskState(values[11])
+    return Task(*values)
+
+
+class SQLiteQueue(TaskQueue):
+    """The queue in the state database (see engine/db.py for the schema)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+
+    async def enqueue(self, tasks: Sequence[NewTask]) -> int:
+        if not tasks:
+            return 0
+        now = time.time()
+        rows = [
+            (
+                t.policy,
+                t.key,
+                t.version_id,
+                t.op.value,
+                t.size,
+                t.etag,
+                t.src_mtime,
+                t.seq,
+                t.target_version,
+                int(t.target_has_key),
+                now,
+                now,
+                now,
+            )
+            for t in tasks
+        ]
+        async with self._tx() as conn:
+            cur = await conn.executemany(
+                "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
+                "seq, target_version, target_has_key, next_at, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return cur.rowcount
+
+    async def claim(self, policies: Sequence[str], limit: int, lease_seconds: float) -> list[Task]:
+        now = time.time()
+        tasks: list[Task] = []
+        async with self._tx() as conn:
+            for policy in policies:
+                if len(tasks) >= limit:
+                    break
+                # One policy at a time so the partial index tasks_ready serves both the
+                # filter and the order: the cost does not grow with the backlog.
+                async with conn.execute(
+                    "UPDATE tasks SET state = 'in-flight', lease_until = ?, "
+                    "attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT id FROM tasks "
+                    "INDEXED BY tasks_ready WHERE policy = ? AND state IN ('pending', 'retrying') "
+                    f"AND next_at <= ? ORDER BY next_at, id LIMIT ?) RETURNING {_COLUMNS}",
+                    (now + lease_seconds, now, policy, now, limit - len(tasks)),
+                ) as cur:
+                    tasks.extend(_task(tuple(r)) for r in await cur.fetchall())
+        tasks.sort(key=lambda t: (t.next_at, t.id))
+        return tasks
+
+    async def complete(self, done: Sequence[Completion]) -> None:
+        if not done:
+            return
+        totals: dict[str, list[int]] = {}
+        for c in done:
+            agg = totals.setdefault(c.task.policy, [0, 0, 0])
+            if c.outcome is Outcome.SKIPPED:
+                agg[2] += 1
+            else:
+                agg[0] += 1
+                agg[1] += c.bytes
+        keep = [c for c in done if c.target_version is not None]
+        async with self._tx() as conn:
+            await conn.executemany("DELETE FROM tasks WHERE id = ?", [(c.task.id,) for c in done])
+            await conn.executemany(
+                "INSERT INTO totals (policy, replicated, replicated_bytes, skipped) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(policy) DO UPDATE SET "
+                "replicated = replicated + excluded.replicated, "
+                "replicated_bytes = replicated_bytes + excluded.replicated_bytes, "
+                "skipped = skipped + excluded.skipped",
+                [(p, *agg) for p, agg in totals.items()],
+            )
+            gone = [c for c in keep if c.task.op is Op.DELETE_VERSION]
+            await conn.executemany(
+                "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ?",
+                [(c.task.policy, c.task.key, c.task.version_id) for c in gone],
+            )
+            await conn.executemany(
+                "INSERT OR REPLACE INTO replicas "
+                "(policy, key, source_version, target_version, src_mtime, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.task.policy,
+                        c.task.key,
+                        c.task.version_id,
+                        c.target_version or None,
+                        c.task.src_mtime,
+                        c.task.seq,
+                    )
+                    for c in keep
+                    if c.task.op is not Op.DELETE_VERSION
+                ],
+            )
+
+    async def retry_later(self, task: Task, error: str, error_class: str, at: float) -> None:
+        await self._park(task, TaskState.RETRYING, error, error_class, at)
+
+    async def fail(self, task: Task, error: str, error_class: str) -> None:
+        await self._park(task, TaskState.FAILED, error, error_class, 0.0)
+
+    async def _park(
+        self, task: Task, state: TaskState, error: str, error_class: str, at: float
+    ) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE tasks SET state = ?, next_at = ?, lease_until = 0, last_error = ?, "
+                "error_class = ?, updated_at = ? WHERE id = ?",
+                (state.value, at, error, error_class, time.time(), task.id),
+            )
+
+    async def release(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        async with self._tx() as conn:
+            await conn.executemany(
+                "UPDATE tasks SET state = 'pending', lease_until = 0, "
+                "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND state = 'in-flight'",
+                [(time.time(), t.id) for t in tasks],
+            )
+
+    async def recover(self) -> int:
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE tasks SET state = 'pending', lease_until = 0, updated_at = ? "
+                "WHERE state = 'in-flight'",
+                (time.time(),),
+            )
+            return cur.rowcount
+
+    async def requeue(self, policy: str | None = None, ids: Sequence[int] = ()) -> int:
+        where = "state IN ('failed', 'retrying')"
+        args: list[object] = [time.time(), time.time()]
+        if policy:
+            where += " AND policy = ?"
+            args.append(policy)
+        if ids:
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            args.extend(ids)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0, next_at = ?, updated_at = ? "
+                f"WHERE {where}",
+                args,
+            )
+            return cur.rowcount
+
+    async def counts(self) -> dict[str, Counts]:
+        fields: dict[str, dict[str, float | int | None]] = {}
+        async with self._conn.execute("SELECT policy, state, count, bytes FROM counters") as cur:
+            for row in await cur.fetchall():
+                name = row["state"].replace("-", "_")
+                fields.setdefault(row["policy"], {})[name] = row["count"]
+                fields[row["policy"]][name + "_bytes"] = row["bytes"]
+        async with self._conn.execute("SELECT * FROM totals") as cur:
+            for row in await cur.fetchall():
+                entry = fields.setdefault(row["policy"], {})
+                entry.update(
+                    replicated=row["replicated"],
+                    replicated_bytes=row["replicated_bytes"],
+                    skipped=row["skipped"],
+                )
+        for policy, entry in fields.items():
+            async with self._conn.execute(
+                "SELECT MIN(created_at) FROM tasks WHERE policy = ? AND state = 'pending'",
+                (policy,),
+            ) as cur:
+                row = await cur.fetchone()
+            entry["oldest_pending_at"] = row[0] if row else None
+        return {p: Counts(**entry) for p, entry in fields.items()}  # type: ignore[arg-type]
+
+    async def tasks(
+        self,
+        policy: str | None = None,
+        states: Sequence[TaskState] = (),
+        limit: int = 100,
+        after: int = 0,
+    ) -> list[Task]:
+        where, args = ["id > ?"], [after]
+        if policy:
+            where.append("policy = ?")
+            args.append(policy)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(s.value for s in states)
+        sql = f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+        async with self._conn.execute(sql, (*args, limit)) as cur:
+            return [_task(tuple(r)) for r in await cur.fetchall()]
+
+    async def replicas(self, policies: Sequence[str], low: str, high: str | None) -> list[Replica]:
+        if not policies:
+            return []
+        marks = ",".join("?" * len(policies))
+        sql = (
+            "SELECT key, source_version, target_version, src_mtime, seq FROM replicas "
+            f"WHERE policy IN ({marks}) AND key > ?"
+        )
+        args: list[object] = [*policies, low]
+        if high is not None:
+            sql += " AND key <= ?"
+            args.append(high)
+        async with self._conn.execute(sql + " ORDER BY key", args) as cur:
+            return [Replica(*row) for row in await cur.fetchall()]
+
+    async def drop_policy(self, policy: str) -> None:
+        async with self._tx() as conn:
+            for table in ("tasks", "counters", "totals", "replicas"):
+                await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
+
+    async def close(self) -> None:
+        await self._conn.close()

@@ -1,0 +1,1 @@
+"""S3 access: a lean aiohttp data path and the minio SDK for the control plane."""
