@@ -8,8 +8,12 @@ can change a task's state without the counters following.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -72,7 +76,44 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 
-async def open_db(path: Path | str) -> aiosqlite.Connection:
+class Database:
+    """One connection, shared by the engine's coroutines; writes take turns.
+
+    aiosqlite runs statements one at a time on its own thread, but a transaction
+    spans several awaits: without the lock, a second coroutine's statement would
+    land inside the first one's transaction.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self._lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    async def write(self, sql: str, args: Iterable[Any] = ()) -> int:
+        """One statement in its own transaction; returns the rows changed."""
+        async with self.tx() as conn:
+            cur = await conn.execute(sql, tuple(args))
+            return cur.rowcount
+
+    async def rows(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+async def open_db(path: Path | str) -> Database:
     """Open (creating if needed, mode 0600) and migrate the state database."""
     if str(path) != ":memory:":
         path = Path(path)
@@ -89,7 +130,7 @@ async def open_db(path: Path | str) -> aiosqlite.Connection:
     ):
         await conn.execute(pragma)
     await _migrate(conn)
-    return conn
+    return Database(conn)
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:

@@ -19,10 +19,16 @@ class MirrorlineError(Exception):
     retryable = False
     kind = "error"
 
-    def __init__(self, reason: str, *, code: str = "") -> None:
+    def __init__(self, reason: str, *, code: str = "", endpoint: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.endpoint = endpoint  # which endpoint failed, when an endpoint did
+
+    @property
+    def link_down(self) -> bool:
+        """The endpoint could not be reached at all (not: it answered with an error)."""
+        return self.code == "Connection"
 
     def __str__(self) -> str:
         return self.reason

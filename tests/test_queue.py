@@ -108,11 +108,10 @@ async def test_counters_match_an_independent_count_after_mixed_traffic(queue):
         for t in claimed[20:30]:
             await queue.fail(t, "boom", "permanent")
         await queue.release(claimed[30:40])
-    conn = queue._conn
-    async with conn.execute(
+    rows = await queue._db.rows(
         "SELECT policy, state, COUNT(*), SUM(size) FROM tasks GROUP BY policy, state"
-    ) as cur:
-        truth = {(r[0], r[1]): (r[2], r[3]) for r in await cur.fetchall()}
+    )
+    truth = {(r[0], r[1]): (r[2], r[3]) for r in rows}
     counts = await queue.counts()
     for (policy, state), (n, size) in truth.items():
         field = state.replace("-", "_")

@@ -80,6 +80,12 @@ class TaskQueue(abc.ABC):
         """Replica map rows with low < key <= high (high None: to the end), keys ascending."""
 
     @abc.abstractmethod
+    async def newest_replicas(
+        self, policy: str, keys: Sequence[str]
+    ) -> dict[str, tuple[float, int]]:
+        """Per key, (source mtime, seq) of the newest version the target holds."""
+
+    @abc.abstractmethod
     async def drop_policy(self, policy: str) -> None:
         """Forget a removed policy's tasks, counters and replica map."""
 

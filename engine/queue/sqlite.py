@@ -8,11 +8,9 @@ short transaction; counters follow through triggers (engine/db.py).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
-import aiosqlite
-
+from engine.db import Database
 from engine.model import Completion, Counts, NewTask, Op, Outcome, Task, TaskState
 from engine.queue import Replica, TaskQueue
 
@@ -34,49 +32,62 @@ def _task(row: tuple) -> Task:  # type: ignore[type-arg]
 class SQLiteQueue(TaskQueue):
     """The queue in the state database (see engine/db.py for the schema)."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._tx = db.tx
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> int:
+        """Insert new tasks; the replica map is re-checked inside the transaction.
+
+        A scan reads the map, then enqueues; a copy may complete in between. So a
+        copy task goes in only while the map still says what the scan saw (no
+        replica, or the stale one in `target_version`), and a version delete only
+        while its replica is still recorded: no duplicate copy, no double delete.
+        """
         if not tasks:
             return 0
         now = time.time()
-        rows = [
-            (
-                t.policy,
-                t.key,
-                t.version_id,
-                t.op.value,
-                t.size,
-                t.etag,
-                t.src_mtime,
-                t.seq,
-                t.target_version,
-                int(t.target_has_key),
-                now,
-                now,
-                now,
+        rows: dict[str, list[dict[str, object]]] = {"copy": [], "delete": [], "plain": []}
+        for t in tasks:
+            kind = {Op.PUT: "copy", Op.DELETE_MARKER: "copy", Op.DELETE_VERSION: "delete"}
+            rows[kind.get(t.op, "plain")].append(
+                {
+                    "policy": t.policy,
+                    "key": t.key,
+                    "version_id": t.version_id,
+                    "op": t.op.value,
+                    "size": t.size,
+                    "etag": t.etag,
+                    "src_mtime": t.src_mtime,
+                    "seq": t.seq,
+                    "target_version": t.target_version,
+                    "target_has_key": int(t.target_has_key),
+                    "now": now,
+                }
             )
-            for t in tasks
-        ]
+        insert = (
+            "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
+            "seq, target_version, target_has_key, next_at, created_at, updated_at) "
+            "SELECT :policy, :key, :version_id, :op, :size, :etag, :src_mtime, :seq, "
+            ":target_version, :target_has_key, :now, :now, :now"
+        )
+        mapped = (
+            "SELECT 1 FROM replicas WHERE policy = :policy AND key = :key "
+            "AND source_version = :version_id"
+        )
+        conditions = {
+            "copy": f" WHERE NOT EXISTS ({mapped} AND (:target_version = '' "
+            "OR target_version IS NOT :target_version))",
+            "delete": f" WHERE EXISTS ({mapped} AND target_version = :target_version)",
+            "plain": "",
+        }
+        added = 0
         async with self._tx() as conn:
-            cur = await conn.executemany(
-                "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
-                "seq, target_version, target_has_key, next_at, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return cur.rowcount
+            for kind, batch in rows.items():
+                if batch:
+                    cur = await conn.executemany(insert + conditions[kind], batch)
+                    added += cur.rowcount
+        return added
 
     async def claim(self, policies: Sequence[str], limit: int, lease_seconds: float) -> list[Task]:
         now = time.time()
@@ -197,12 +208,12 @@ class SQLiteQueue(TaskQueue):
 
     async def counts(self) -> dict[str, Counts]:
         fields: dict[str, dict[str, float | int | None]] = {}
-        async with self._conn.execute("SELECT policy, state, count, bytes FROM counters") as cur:
+        async with self._db.conn.execute("SELECT policy, state, count, bytes FROM counters") as cur:
             for row in await cur.fetchall():
                 name = row["state"].replace("-", "_")
                 fields.setdefault(row["policy"], {})[name] = row["count"]
                 fields[row["policy"]][name + "_bytes"] = row["bytes"]
-        async with self._conn.execute("SELECT * FROM totals") as cur:
+        async with self._db.conn.execute("SELECT * FROM totals") as cur:
             for row in await cur.fetchall():
                 entry = fields.setdefault(row["policy"], {})
                 entry.update(
@@ -211,7 +222,7 @@ class SQLiteQueue(TaskQueue):
                     skipped=row["skipped"],
                 )
         for policy, entry in fields.items():
-            async with self._conn.execute(
+            async with self._db.conn.execute(
                 "SELECT MIN(created_at) FROM tasks WHERE policy = ? AND state = 'pending'",
                 (policy,),
             ) as cur:
@@ -234,7 +245,7 @@ class SQLiteQueue(TaskQueue):
             where.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(s.value for s in states)
         sql = f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
-        async with self._conn.execute(sql, (*args, limit)) as cur:
+        async with self._db.conn.execute(sql, (*args, limit)) as cur:
             return [_task(tuple(r)) for r in await cur.fetchall()]
 
     async def replicas(self, policies: Sequence[str], low: str, high: str | None) -> list[Replica]:
@@ -249,8 +260,24 @@ class SQLiteQueue(TaskQueue):
         if high is not None:
             sql += " AND key <= ?"
             args.append(high)
-        async with self._conn.execute(sql + " ORDER BY key", args) as cur:
+        async with self._db.conn.execute(sql + " ORDER BY key", args) as cur:
             return [Replica(*row) for row in await cur.fetchall()]
+
+    async def newest_replicas(
+        self, policy: str, keys: Sequence[str]
+    ) -> dict[str, tuple[float, int]]:
+        newest: dict[str, tuple[float, int]] = {}
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            async with self._db.conn.execute(
+                "SELECT key, src_mtime, seq FROM replicas WHERE policy = ? "
+                f"AND key IN ({','.join('?' * len(part))}) AND target_version IS NOT NULL",
+                (policy, *part),
+            ) as cur:
+                for key, mtime, seq in await cur.fetchall():
+                    newest[key] = max(newest.get(key, (mtime, seq)), (mtime, seq))
+        return newest
 
     async def drop_policy(self, policy: str) -> None:
         async with self._tx() as conn:
@@ -258,4 +285,4 @@ class SQLiteQueue(TaskQueue):
                 await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
 
     async def close(self) -> None:
-        await self._conn.close()
+        await self._db.close()

@@ -147,7 +147,7 @@ class S3Client:
         what: str = "",
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send one signed request; S3 errors come out as MirrorlineError values."""
-        path = encode_path(f"/{bucket}/{key}" if key else f"/{bucket}")
+        path = encode_path(f"/{bucket}/{key}" if key else f"/{bucket}" if bucket else "/")
         query = encode_query(params) if params else ""
         hdrs = self._signer.sign(method, self._host, path, query, dict(headers or {}))
         url = URL(f"{self.endpoint}{path}{'?' + query if query else ''}", encoded=True)
@@ -177,6 +177,12 @@ class S3Client:
         elif resp.status == 403:
             code = "AccessDenied"
         return classify(resp.status, code, message, what)
+
+    async def list_buckets(self) -> list[str]:
+        """GET / : cheap, and proves both reachability and credentials."""
+        async with self.request("GET", "", what="list buckets") as resp:
+            root = ET.fromstring(await resp.read())
+        return [b.findtext(NS + "Name") or "" for b in root.iter(NS + "Bucket")]
 
     async def head_bucket(self, bucket: str) -> None:
         async with self.request("HEAD", bucket, what=f"HEAD {bucket}"):

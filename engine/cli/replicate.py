@@ -1,0 +1,460 @@
+"""`mirrorline replicate ...`: policies, and a look at how replication is doing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import click
+
+from engine.aliases import AliasBook
+from engine.checks import check_policy
+from engine.cli import Context, cli, run_async
+from engine.cli.output import age, emit_json, size, table
+from engine.db import open_db
+from engine.diff import diff_policy
+from engine.errors import UserError
+from engine.model import Counts, TaskState
+from engine.policies import (
+    OPERATIONS,
+    Policy,
+    PolicyStore,
+    format_tags,
+    new_id,
+    parse_bandwidth,
+    parse_path,
+    parse_prefix,
+    parse_replicate,
+    parse_tags,
+)
+from engine.queue.sqlite import SQLiteQueue
+
+
+@dataclass
+class State:
+    store: PolicyStore
+    queue: SQLiteQueue
+    book: AliasBook
+
+
+@asynccontextmanager
+async def opened(ctx: Context) -> AsyncIterator[State]:
+    conn = await open_db(ctx.db_path)
+    try:
+        yield State(PolicyStore(conn), SQLiteQueue(conn), AliasBook(ctx.aliases_path))
+    finally:
+        await conn.close()
+
+
+def with_state(ctx: Context, work: Callable[[State], Any]) -> Any:
+    async def go() -> Any:
+        async with opened(ctx) as state:
+            return await work(state)
+
+    return run_async(go())
+
+
+def _select(policies: list[Policy], path: str | None, policy_id: str | None) -> list[Policy]:
+    chosen = policies
+    if path:
+        alias, bucket = parse_path(path, "ALIAS/BUCKET")
+        chosen = [p for p in chosen if (p.source_alias, p.source_bucket) == (alias, bucket)]
+        if not chosen:
+            raise UserError(f"no replication policy for {path}")
+    if policy_id:
+        chosen = [p for p in chosen if p.id == policy_id]
+        if not chosen:
+            raise UserError(f"no policy with id {policy_id!r}")
+    return chosen
+
+
+@cli.group()
+def replicate() -> None:
+    """Replication policies and their progress."""
+
+
+def policy_options(add: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option(
+                "--remote-target", required=add, help="Target as ALIAS/BUCKET.", metavar="PATH"
+            ),
+            click.option("--priority", type=int, help="Unique; higher runs first."),
+            click.option("--prefix", help="Only keys starting with this prefix."),
+            click.option("--tags", help='Only objects with these tags: "k=v&k2=v2".'),
+            click.option(
+                "--replicate",
+                "replicate_ops",
+                help=f"Comma list of: {','.join(OPERATIONS)} (default: all).",
+            ),
+            click.option("--bandwidth", help="Limit for this target, e.g. 50MiB (per second)."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+@replicate.command("add")
+@click.argument("path", metavar="ALIAS/BUCKET")
+@policy_options(add=True)
+@click.option("--id", "policy_id", help="Policy id (default: generated).")
+@click.option("--disable", is_flag=True, help="Add the policy disabled.")
+@click.pass_obj
+def add(
+    ctx: Context,
+    path: str,
+    remote_target: str,
+    priority: int | None,
+    prefix: str | None,
+    tags: str | None,
+    replicate_ops: str | None,
+    bandwidth: str | None,
+    policy_id: str | None,
+    disable: bool,
+) -> None:
+    """Replicate ALIAS/BUCKET to --remote-target."""
+    source_alias, source_bucket = parse_path(path, "source")
+    target_alias, target_bucket = parse_path(remote_target, "--remote-target")
+    if policy_id is not None and not policy_id.strip():
+        raise UserError("--id must not be empty")
+
+    async def work(state: State) -> Policy:
+        policy = Policy(
+            id=policy_id or new_id(),
+            priority=priority if priority is not None else await state.store.next_priority(),
+            source_alias=source_alias,
+            source_bucket=source_bucket,
+            target_alias=target_alias,
+            target_bucket=target_bucket,
+            prefix=parse_prefix(prefix or ""),
+            tags=parse_tags(tags or ""),
+            replicate=parse_replicate(replicate_ops)
+            if replicate_ops is not None
+            else frozenset(OPERATIONS),
+            bandwidth=parse_bandwidth(bandwidth) if bandwidth else 0,
+            enabled=not disable,
+        )
+        await state.store.check_new(policy)
+        await check_policy(policy, state.book)
+        return await state.store.add(policy)
+
+    policy = with_state(ctx, work)
+    click.echo(f"Replication policy {policy.id} added: {policy.source} -> {policy.target}")
+
+
+@replicate.command("update")
+@click.option("--id", "policy_id", required=True)
+@policy_options(add=False)
+@click.option("--state", type=click.Choice(["enable", "disable"]))
+@click.pass_obj
+def update(
+    ctx: Context,
+    policy_id: str,
+    remote_target: str | None,
+    priority: int | None,
+    prefix: str | None,
+    tags: str | None,
+    replicate_ops: str | None,
+    bandwidth: str | None,
+    state: str | None,
+) -> None:
+    """Change a policy; options left out keep their value."""
+
+    async def work(st: State) -> Policy:
+        old = await st.store.get(policy_id)
+        changes: dict[str, Any] = {}
+        if remote_target is not None:
+            changes["target_alias"], changes["target_bucket"] = parse_path(
+                remote_target, "--remote-target"
+            )
+        if priority is not None:
+            changes["priority"] = priority
+        if prefix is not None:
+            changes["prefix"] = parse_prefix(prefix)
+        if tags is not None:
+            changes["tags"] = parse_tags(tags)
+        if replicate_ops is not None:
+            changes["replicate"] = parse_replicate(replicate_ops)
+        if bandwidth is not None:
+            changes["bandwidth"] = parse_bandwidth(bandwidth)
+        if state is not None:
+            changes["enabled"] = state == "enable"
+        if not changes:
+            raise UserError("nothing to update: give at least one option")
+        new = replace(old, **changes)
+        if remote_target is not None:
+            await check_policy(new, st.book)
+        return await st.store.update(new)
+
+    policy = with_state(ctx, work)
+    click.echo(f"Replication policy {policy.id} updated.")
+
+
+@replicate.command("rm")
+@click.option("--id", "policy_id")
+@click.option("--all", "remove_all", is_flag=True)
+@click.option("--force", is_flag=True, help="Required with --all.")
+@click.pass_obj
+def rm(ctx: Context, policy_id: str | None, remove_all: bool, force: bool) -> None:
+    """Remove a policy (--id) or all of them (--all --force), with their queued tasks."""
+    if bool(policy_id) == remove_all:
+        raise UserError("give exactly one of --id ID or --all")
+    if remove_all and not force:
+        raise UserError("--all removes every policy; add --force to confirm")
+
+    async def work(state: State) -> list[str]:
+        ids = [policy_id] if policy_id else [p.id for p in await state.store.all()]
+        for pid in ids:
+            await state.store.remove(pid)
+            await state.queue.drop_policy(pid)
+        return ids
+
+    for pid in with_state(ctx, work):
+        click.echo(f"Replication policy {pid} removed.")
+
+
+@replicate.command("ls")
+@click.argument("path", required=False, metavar="[ALIAS/BUCKET]")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def ls(ctx: Context, path: str | None, as_json: bool) -> None:
+    """List policies."""
+
+    async def work(state: State) -> list[Policy]:
+        return _select(await state.store.all(), path, None)
+
+    policies = with_state(ctx, work)
+    if as_json:
+        emit_json([p.public() for p in policies])
+        return
+    table(
+        ("ID", "PRIORITY", "SOURCE", "TARGET", "STATE", "PREFIX", "TAGS", "REPLICATE", "BANDWIDTH"),
+        [
+            (
+                p.id,
+                p.priority,
+                p.source,
+                p.target,
+                _state_label(p, False),
+                p.prefix or "-",
+                format_tags(p.tags) or "-",
+                ",".join(sorted(p.replicate)) or "-",
+                f"{size(p.bandwidth)}/s" if p.bandwidth else "-",
+            )
+            for p in policies
+        ],
+    )
+
+
+def _state_label(policy: Policy, engine_paused: bool) -> str:
+    if not policy.enabled:
+        return "disabled"
+    if policy.paused or engine_paused:
+        return "paused"
+    return "enabled"
+
+
+@replicate.command("status")
+@click.argument("path", required=False, metavar="[ALIAS/BUCKET]")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def status(ctx: Context, path: str | None, as_json: bool) -> None:
+    """Per policy: replicated, pending, in flight, retrying, failed, lag and rate."""
+
+    async def work(state: State) -> tuple[list[Policy], dict[str, Counts], bool, dict[str, Any]]:
+        policies = _select(await state.store.all(), path, None)
+        counts = await state.queue.counts()
+        paused = await state.store.engine_paused()
+        return policies, counts, paused, await state.store.engine_snapshot()
+
+    policies, counts, paused, live = with_state(ctx, work)
+    now = time.time()
+    fresh = bool(live.get("running")) and now - live.get("updated_at", 0) < 10
+    report = []
+    for p in policies:
+        c = counts.get(p.id, Counts())
+        rate = live.get("rates", {}).get(p.id, [0.0, 0.0]) if fresh else [0.0, 0.0]
+        report.append(
+            {
+                "id": p.id,
+                "source": p.source,
+                "target": p.target,
+                "state": _state_label(p, paused),
+                "replicated": c.replicated,
+                "replicated_bytes": c.replicated_bytes,
+                "skipped": c.skipped,
+                "pending": c.pending,
+                "pending_bytes": c.pending_bytes,
+                "in_flight": c.in_flight,
+                "retrying": c.retrying,
+                "failed": c.failed,
+                "failed_bytes": c.failed_bytes,
+                "lag_seconds": now - c.oldest_pending_at if c.oldest_pending_at else 0.0,
+                "rate_bytes": rate[0],
+                "rate_objects": rate[1],
+                "target_online": live.get("links", {}).get(p.target_alias, {}).get("online")
+                if fresh
+                else None,
+            }
+        )
+    if as_json:
+        emit_json({"engine_running": fresh, "engine_paused": paused, "policies": report})
+        return
+    click.echo(f"engine: {'running' if fresh else 'not running'}{', paused' if paused else ''}")
+    table(
+        (
+            "ID",
+            "SOURCE -> TARGET",
+            "STATE",
+            "REPLICATED",
+            "PENDING",
+            "IN FLIGHT",
+            "RETRYING",
+            "FAILED",
+            "LAG",
+            "RATE",
+        ),
+        [
+            (
+                r["id"],
+                f"{r['source']} -> {r['target']}",
+                r["state"],
+                f"{r['replicated']} ({size(r['replicated_bytes'])})",
+                f"{r['pending']} ({size(r['pending_bytes'])})",
+                r["in_flight"],
+                r["retrying"],
+                r["failed"],
+                age(r["lag_seconds"]) if r["pending"] else "-",
+                f"{size(r['rate_bytes'])}/s {r['rate_objects']:.0f} obj/s" if fresh else "-",
+            )
+            for r in report
+        ],
+    )
+
+
+@replicate.command("backlog")
+@click.argument("path", metavar="ALIAS/BUCKET")
+@click.option("--id", "policy_id")
+@click.option("--failed", "only_failed", is_flag=True, help="Only failed tasks.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def backlog(
+    ctx: Context, path: str, policy_id: str | None, only_failed: bool, limit: int, as_json: bool
+) -> None:
+    """Unreplicated tasks with their last error."""
+    states = [TaskState.FAILED] if only_failed else list(TaskState)
+
+    async def work(state: State) -> list[Any]:
+        tasks = []
+        for p in _select(await state.store.all(), path, policy_id):
+            tasks += await state.queue.tasks(p.id, states, limit=limit)
+        return tasks[:limit]
+
+    tasks = with_state(ctx, work)
+    rows = [
+        {
+            "id": t.id,
+            "policy": t.policy,
+            "state": t.state.value,
+            "op": t.op.value,
+            "key": t.key,
+            "version_id": t.version_id,
+            "size": t.size,
+            "attempts": t.attempts,
+            "next_attempt": t.next_at if t.state is TaskState.RETRYING else None,
+            "error_class": t.error_class,
+            "last_error": t.last_error,
+        }
+        for t in tasks
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ("ID", "STATE", "OP", "KEY", "SIZE", "ATTEMPTS", "LAST ERROR"),
+        [
+            (
+                r["id"],
+                r["state"],
+                r["op"],
+                r["key"],
+                size(r["size"]),
+                r["attempts"],
+                r["last_error"] or "-",
+            )
+            for r in rows
+        ],
+    )
+
+
+@replicate.command("retry")
+@click.argument("task_ids", nargs=-1, type=int)
+@click.option("--id", "policy_id")
+@click.option("--all", "retry_all", is_flag=True, help="Every failed task (of --id, if given).")
+@click.pass_obj
+def retry(ctx: Context, task_ids: tuple[int, ...], policy_id: str | None, retry_all: bool) -> None:
+    """Queue failed tasks again, with a fresh attempt budget."""
+    if bool(task_ids) == retry_all:
+        raise UserError("give task ids or --all")
+
+    async def work(state: State) -> int:
+        if policy_id:
+            await state.store.get(policy_id)
+        return await state.queue.requeue(policy_id, task_ids)
+
+    click.echo(f"{with_state(ctx, work)} task(s) queued again.")
+
+
+def _pause_command(paused: bool) -> Callable[..., None]:
+    @click.option("--id", "policy_id", help="One policy (default: the whole engine).")
+    @click.pass_obj
+    def command(ctx: Context, policy_id: str | None) -> None:
+        with_state(ctx, lambda state: state.store.set_paused(paused, policy_id))
+        what = f"policy {policy_id}" if policy_id else "engine"
+        click.echo(f"Replication {'paused' if paused else 'resumed'} for {what}.")
+
+    return command
+
+
+replicate.command("pause", help="Stop transfers (detection goes on).")(_pause_command(True))
+replicate.command("resume", help="Resume transfers.")(_pause_command(False))
+
+
+@replicate.command("diff")
+@click.argument("path", metavar="ALIAS/BUCKET")
+@click.option("--id", "policy_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def diff(ctx: Context, path: str, policy_id: str | None, as_json: bool) -> None:
+    """Compare source and target listings, independently of the queue.
+
+    Exit status: 0 in sync, 1 differences found, 2 error.
+    """
+    try:
+        result = with_state(ctx, lambda state: _diff(state, path, policy_id))
+    except UserError as exc:
+        click.echo(f"mirrorline: error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    if as_json:
+        emit_json(result)
+    else:
+        for entry in result:
+            click.echo(
+                f"{entry['policy']}  {entry['status']:<16} {entry['key']}  {entry['detail']}"
+            )
+        if not result:
+            click.echo("In sync.")
+    raise SystemExit(1 if result else 0)
+
+
+async def _diff(state: State, path: str, policy_id: str | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for policy in _select(await state.store.all(), path, policy_id):
+        out += [d.__dict__ | {"policy": policy.id} for d in await diff_policy(policy, state.book)]
+    return out

@@ -1,0 +1,373 @@
+"""The engine: aliases and policies in, replication out.
+
+    policies ──► scanner (+ event hints) ──► queue ──► dispatcher per target ──► transfer
+                                              ▲                                     │
+                                              └──────── recorder (batched) ◄────────┘
+    links: one health probe per endpoint; dispatch pauses while a link is down.
+
+Policies, pause flags and aliases are re-read every second, so the CLI (or the
+API) changes a running engine without a restart. Shutdown drains: running
+copies get a grace period, then return to pending; nothing is lost either way
+because every lease is in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.aliases import Alias, AliasBook
+from engine.db import Database, open_db
+from engine.errors import MirrorlineError
+from engine.health import Link
+from engine.meter import Meter
+from engine.model import Completion, Outcome
+from engine.policies import Policy, PolicyStore
+from engine.queue.sqlite import SQLiteQueue
+from engine.retry import RetryPolicy
+from engine.s3.client import S3Client
+from engine.s3.control import ControlClient
+from engine.scanner import scan
+from engine.scheduler import Dispatcher, Recorder, Route
+from engine.statedir import EngineLock, ensure
+from engine.transfer import TransferContext
+
+log = logging.getLogger("mirrorline.engine")
+MiB = 1024 * 1024
+
+
+@dataclass
+class EngineConfig:
+    state_dir: Path
+    workers: int = 32
+    scan_interval: float = 5.0
+    probe_interval: float = 2.0
+    reload_interval: float = 1.0
+    part_size: int = 16 * MiB
+    part_concurrency: int = 4
+    drain_grace: float = 30.0
+    events: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def origin_of(alias: Alias, bucket: str) -> str:
+    return f"{alias.netloc}/{bucket}"
+
+
+class Engine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.policies: dict[str, Policy] = {}
+        self.meters: dict[str, Meter] = {}
+        self.links: dict[str, Link] = {}
+        self.dispatchers: dict[str, Dispatcher] = {}
+        self.scanned_at: dict[str, float] = {}
+        self._clients: dict[str, S3Client] = {}
+        self._aliases: dict[str, Alias] = {}
+        self._aliases_mtime = -1.0
+        self._scanners: dict[str, asyncio.Task[None]] = {}
+        self._hints: dict[str, set[str]] = {}
+        self._hint_events: dict[str, asyncio.Event] = {}
+        self._listeners: dict[str, Callable[[], None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._db: Database | None = None
+        self._stop = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None, until_synced: bool = False) -> None:
+        """Replicate until `stop` is set (or, with until_synced, until everything is copied)."""
+        state = ensure(self.config.state_dir)
+        lock = EngineLock(state)
+        lock.acquire()
+        self._db = await open_db(state / "mirrorline.db")
+        self.queue = SQLiteQueue(self._db)
+        self.store = PolicyStore(self._db)
+        self.recorder = Recorder(self.queue, self._count)
+        try:
+            recovered = await self.queue.recover()
+            if recovered:
+                log.info("recovered %d leases left by an earlier run", recovered)
+            await self._reload()
+            self._spawn(self.recorder.run())
+            self._spawn(self._status_loop())
+            waiter = asyncio.create_task((stop or self._stop).wait())
+            reloader = asyncio.create_task(self._reload_loop(until_synced))
+            await asyncio.wait({waiter, reloader}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (waiter, reloader):
+                t.cancel()
+            log.info("draining")
+            await self._shutdown()
+        finally:
+            await self._db.close()
+            lock.release()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _shutdown(self) -> None:
+        for stopper in self._listeners.values():
+            stopper()
+        for scanner in self._scanners.values():
+            scanner.cancel()
+        await asyncio.gather(
+            *(d.drain(self.config.drain_grace) for d in self.dispatchers.values()),
+            return_exceptions=True,
+        )
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._scanners.values(), *self._background, return_exceptions=True)
+        await self.recorder.flush()
+        await self._write_status(running=False)
+        for client in self._clients.values():
+            await client.close()
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- configuration reload ------------------------------------------------------
+
+    async def _reload_loop(self, until_synced: bool) -> None:
+        while True:
+            await asyncio.sleep(self.config.reload_interval)
+            try:
+                await self._reload()
+            except MirrorlineError as exc:
+                log.error("reload failed: %s", exc)
+            if until_synced and await self.synced():
+                log.info("all policies in sync")
+                return
+
+    def _load_aliases(self) -> None:
+        path = self.config.state_dir / "aliases.json"
+        mtime = path.stat().st_mtime if path.exists() else 0.0
+        if mtime != self._aliases_mtime:
+            self._aliases = AliasBook(path).all()
+            self._aliases_mtime = mtime
+
+    def _client(self, name: str) -> S3Client:
+        alias = self._aliases[name]
+        if name not in self._clients:
+            self._clients[name] = S3Client(
+                alias.url,
+                alias.access_key,
+                alias.secret_key,
+                alias.region,
+                insecure=alias.insecure,
+                ca_file=alias.ca_file or None,
+                max_connections=self.config.workers * 2 + 8,
+            )
+            link = Link(name, self._clients[name], self.config.probe_interval)
+            self.links[name] = link
+            self._spawn(link.run())
+        return self._clients[name]
+
+    async def _reload(self) -> None:
+        self._load_aliases()
+        paused = await self.store.engine_paused()
+        wanted = {
+            p.id: p
+            for p in await self.store.all()
+            if p.enabled and p.source_alias in self._aliases and p.target_alias in self._aliases
+        }
+        for pid in set(self.policies) - set(wanted):
+            self._retire(pid)
+        for pid, policy in wanted.items():
+            route = self._route(policy)
+            route.active = not (paused or policy.paused)
+            if pid not in self._scanners:
+                self._scanners[pid] = asyncio.create_task(self._scan_loop(pid))
+            self.policies[pid] = policy
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake()
+
+    def _route(self, policy: Policy) -> Route:
+        dispatcher = self.dispatchers.get(policy.target_alias)
+        if dispatcher is None:
+            dispatcher = Dispatcher(
+                policy.target_alias,
+                self.queue,
+                self.recorder,
+                self.config.workers,
+                self.config.retry,
+            )
+            self.dispatchers[policy.target_alias] = dispatcher
+            self._spawn(dispatcher.run())
+        old = self.policies.get(policy.id)
+        route = dispatcher.routes.get(policy.id)
+        if route is None or old != policy:
+            meter = self.meters.setdefault(policy.id, Meter())
+            context = TransferContext(
+                policy=policy,
+                source=self._client(policy.source_alias),
+                target=self._client(policy.target_alias),
+                source_origin=origin_of(self._aliases[policy.source_alias], policy.source_bucket),
+                target_origin=origin_of(self._aliases[policy.target_alias], policy.target_bucket),
+                part_size=self.config.part_size,
+                part_concurrency=self.config.part_concurrency,
+                on_bytes=lambda n, m=meter: m.add(nbytes=n),
+            )
+            route = Route(
+                context,
+                self.links[policy.source_alias],
+                self.links[policy.target_alias],
+                policy.priority,
+            )
+            dispatcher.routes[policy.id] = route
+        return route
+
+    def _retire(self, pid: str) -> None:
+        policy = self.policies.pop(pid)
+        self.dispatchers[policy.target_alias].routes.pop(pid, None)
+        if scanner := self._scanners.pop(pid, None):
+            scanner.cancel()
+        if stopper := self._listeners.pop(pid, None):
+            stopper()
+        self.scanned_at.pop(pid, None)
+
+    # -- change detection ---------------------------------------------------------
+
+    def _reverse(self, policy: Policy) -> list[str]:
+        """Policies replicating our target back into our source: their replicas are echoes."""
+        return [
+            p.id
+            for p in self.policies.values()
+            if p.source_alias == policy.target_alias
+            and p.source_bucket == policy.target_bucket
+            and p.target_alias == policy.source_alias
+            and p.target_bucket == policy.source_bucket
+        ]
+
+    def hint(self, policy_id: str, key: str) -> None:
+        """A change notification for one key: scan just that key soon."""
+        if policy_id in self._hint_events:
+            self._hints.setdefault(policy_id, set()).add(key)
+            self._hint_events[policy_id].set()
+
+    async def _scan_loop(self, pid: str) -> None:
+        self._hint_events[pid] = wake = asyncio.Event()
+        self._start_listener(pid)
+        full_due = 0.0
+        while True:
+            policy = self.policies.get(pid) or await self.store.get(pid)
+            source, target = self.links[policy.source_alias], self.links[policy.target_alias]
+            if not (source.online and target.online):
+                await asyncio.sleep(self.config.probe_interval)
+                continue
+            keys = self._hints.pop(pid, set())
+            try:
+                if time.monotonic() >= full_due or len(keys) > 100:
+                    started = time.time()
+                    result = await self._scan(policy)
+                    self.scanned_at[pid] = started
+                    full_due = time.monotonic() + self.config.scan_interval
+                    if result.enqueued:
+                        log.info(
+                            "scan %s: %d keys, %d versions, %d new tasks",
+                            pid,
+                            result.keys,
+                            result.versions,
+                            result.enqueued,
+                        )
+                else:
+                    for key in sorted(keys):
+                        await self._scan(policy, prefix=key)
+            except MirrorlineError as exc:
+                log.warning("scan %s failed: %s", pid, exc)
+                full_due = time.monotonic() + self.config.scan_interval
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(0.0, full_due - time.monotonic()))
+
+    async def _scan(self, policy: Policy, prefix: str | None = None):
+        result = await scan(
+            policy,
+            self._clients[policy.source_alias],
+            self._clients[policy.target_alias],
+            self.queue,
+            self._reverse(policy),
+            prefix=prefix,
+        )
+        if result.enqueued:
+            self.dispatchers[policy.target_alias].wake()
+        return result
+
+    def _start_listener(self, pid: str) -> None:
+        if not self.config.events:
+            return
+        policy = self.policies[pid]
+        loop = asyncio.get_running_loop()
+        control = ControlClient(self._aliases[policy.source_alias], timeout=3600)
+
+        def on_key(key: str) -> None:
+            loop.call_soon_threadsafe(self.hint, pid, key)
+
+        def unsupported(reason: str) -> None:
+            log.info(
+                "policy %s: %s; relying on scans every %ss", pid, reason, self.config.scan_interval
+            )
+
+        self._listeners[pid] = control.listen(
+            policy.source_bucket, policy.prefix, on_key, unsupported
+        )
+
+    # -- accounting ------------------------------------------------------------------
+
+    def _count(self, done: Completion) -> None:
+        if done.outcome is not Outcome.SKIPPED:
+            self.meters.setdefault(done.task.policy, Meter()).add(objects=1)
+
+    async def synced(self) -> bool:
+        """Every policy scanned since start and nothing left to do."""
+        if any(pid not in self.scanned_at for pid in self.policies):
+            return False
+        if any(d.in_flight for d in self.dispatchers.values()):
+            return False
+        await self.recorder.flush()
+        counts = await self.queue.counts()
+        return all(
+            c.pending + c.in_flight + c.retrying == 0
+            for pid, c in counts.items()
+            if pid in self.policies
+        )
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            await self._write_status()
+
+    async def _write_status(self, running: bool = True) -> None:
+        """A small live snapshot in the database, for `replicate status` from other processes."""
+        now = time.time()
+        body = {
+            "running": running,
+            "updated_at": now,
+            "started_at": self.started_at,
+            "rates": {pid: m.rate(now) for pid, m in self.meters.items()},
+            "links": {
+                name: {
+                    "online": link.online,
+                    "downtime_total": link.status().downtime_total,
+                    "latency_ms": link.latency_ms,
+                    "last_error": link.last_error,
+                }
+                for name, link in self.links.items()
+            },
+            "in_flight": sum(len(d.in_flight) for d in self.dispatchers.values()),
+        }
+        assert self._db is not None
+        await self._db.write(
+            "INSERT INTO settings (name, value) VALUES ('engine', ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (json.dumps(body),),
+        )

@@ -1,0 +1,133 @@
+"""The control plane: buckets, versioning and event hints through the minio SDK.
+
+The SDK is synchronous; every call runs in a worker thread so the event loop
+never blocks, and every failure leaves as one of our error values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import unquote_plus
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error, ServerError
+
+from engine.aliases import Alias
+from engine.errors import MirrorlineError, PermanentError, TransientError, UserError, classify
+
+T = TypeVar("T")
+
+
+@contextmanager
+def map_minio_errors(what: str) -> Iterator[None]:
+    """The one place that turns minio/urllib3 exceptions into ours."""
+    try:
+        yield
+    except MirrorlineError:
+        raise
+    except S3Error as exc:
+        raise classify(exc.response.status, exc.code or "", exc.message or "", what) from exc
+    except ServerError as exc:
+        raise TransientError(f"{what}: server error {exc.status_code}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise TransientError(
+            f"{what}: cannot reach the endpoint ({type(reason).__name__})"
+        ) from exc
+    except MinioException as exc:
+        raise PermanentError(f"{what}: {exc}") from exc
+    except ValueError as exc:
+        raise UserError(f"{what}: {exc}") from exc
+
+
+class ControlClient:
+    """minio SDK calls for one alias, each off the event loop."""
+
+    def __init__(self, alias: Alias, timeout: float = 10.0) -> None:
+        self.alias = alias
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=urllib3.Retry(total=0),
+            cert_reqs="CERT_NONE" if alias.insecure else "CERT_REQUIRED",
+            ca_certs=alias.ca_file or None,
+        )
+        self._minio = Minio(
+            alias.netloc,
+            access_key=alias.access_key,
+            secret_key=alias.secret_key,
+            secure=alias.secure,
+            region=alias.region,
+            http_client=http,
+        )
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        def run() -> T:
+            with map_minio_errors(what):
+                return fn(*args)
+
+        return await asyncio.to_thread(run)
+
+    async def check(self) -> None:
+        """The endpoint answers and the credentials are accepted."""
+        await self._call(f"{self.alias.name}: list buckets", self._minio.list_buckets)
+
+    async def bucket_exists(self, bucket: str) -> bool:
+        what = f"{self.alias.name}/{bucket}: bucket exists"
+        return await self._call(what, self._minio.bucket_exists, bucket)
+
+    async def versioning(self, bucket: str) -> str:
+        what = f"{self.alias.name}/{bucket}: get versioning"
+        config = await self._call(what, self._minio.get_bucket_versioning, bucket)
+        return config.status or "Off"
+
+    def listen(
+        self,
+        bucket: str,
+        prefix: str,
+        on_key: Callable[[str], None],
+        on_unsupported: Callable[[str], None],
+    ) -> Callable[[], None]:
+        """Feed object keys from MinIO bucket notifications to `on_key` from a daemon thread.
+
+        A hint only: servers without the API (SeaweedFS answers 501) report through
+        `on_unsupported` and the periodic scan carries on alone. Returns a stopper.
+        """
+        stop = threading.Event()
+        holder: dict[str, Any] = {}
+
+        def run() -> None:
+            events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+            try:
+                with self._minio.listen_bucket_notification(bucket, prefix, "", events) as stream:
+                    holder["stream"] = stream
+                    for event in stream:
+                        if stop.is_set():
+                            return
+                        for record in event.get("Records", []):
+                            key = record.get("s3", {}).get("object", {}).get("key")
+                            if key:
+                                on_key(unquote_plus(key))
+            except S3Error as exc:
+                if not stop.is_set():
+                    on_unsupported(f"{exc.code}: bucket notifications unavailable")
+            except Exception as exc:  # noqa: BLE001 - a hint source must never take the engine down
+                if not stop.is_set():
+                    on_unsupported(f"{type(exc).__name__}: bucket notifications unavailable")
+
+        thread = threading.Thread(target=run, name=f"listen-{bucket}", daemon=True)
+        thread.start()
+
+        def stopper() -> None:
+            stop.set()
+            stream = holder.get("stream")
+            if stream is not None:
+                with contextlib.suppress(Exception):  # closing a dead stream may raise
+                    stream.close()
+
+        return stopper

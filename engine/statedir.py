@@ -1,0 +1,74 @@
+"""Where mirrorline keeps its state, and how files holding secrets are written.
+
+One directory holds everything (aliases.json, mirrorline.db, engine.lock):
+`--state-dir`, else $MIRRORLINE_HOME, else $XDG_STATE_HOME/mirrorline
+(~/.local/state/mirrorline). Secret-bearing files are written whole to a
+temporary file created 0600 and renamed, so a crash never leaves half a file
+and no other user can ever read one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import IO
+
+from engine.errors import UserError
+
+
+def resolve(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    if home := os.environ.get("MIRRORLINE_HOME"):
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return Path(xdg) / "mirrorline"
+
+
+def ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def write_private(path: Path, data: str) -> None:
+    """Atomically replace `path` with `data`, readable by the owner only."""
+    ensure(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class EngineLock:
+    """One running engine per state dir: a second one would double every copy."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = ensure(state_dir) / "engine.lock"
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        fh = open(self.path, "a+")  # noqa: SIM115 - held for the engine's lifetime
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise UserError(f"another engine is already running on {self.path.parent}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
