@@ -33,7 +33,7 @@ from engine.queue.sqlite import SQLiteQueue
 from engine.retry import RetryPolicy
 from engine.s3.client import S3Client
 from engine.s3.control import ControlClient
-from engine.scanner import scan
+from engine.scanner import scan, sweep_tags
 from engine.scheduler import Dispatcher, Recorder, Route
 from engine.statedir import EngineLock, ensure
 from engine.transfer import TransferContext
@@ -53,6 +53,7 @@ class EngineConfig:
     part_concurrency: int = 4
     drain_grace: float = 30.0
     events: bool = True
+    tag_sweep_rate: float = 50.0  # versions per second whose tags are compared (0: off)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -69,10 +70,13 @@ class Engine:
         self.links: dict[str, Link] = {}
         self.dispatchers: dict[str, Dispatcher] = {}
         self.scanned_at: dict[str, float] = {}
+        self.scan_count: dict[str, int] = {}
+        self.scan_error: dict[str, str] = {}
         self._clients: dict[str, S3Client] = {}
         self._aliases: dict[str, Alias] = {}
         self._aliases_mtime = -1.0
         self._scanners: dict[str, asyncio.Task[None]] = {}
+        self._sweepers: dict[str, asyncio.Task[None]] = {}
         self._hints: dict[str, set[str]] = {}
         self._hint_events: dict[str, asyncio.Event] = {}
         self._listeners: dict[str, Callable[[], None]] = {}
@@ -115,15 +119,20 @@ class Engine:
     async def _shutdown(self) -> None:
         for stopper in self._listeners.values():
             stopper()
-        for scanner in self._scanners.values():
-            scanner.cancel()
+        for running in (*self._scanners.values(), *self._sweepers.values()):
+            running.cancel()
         await asyncio.gather(
             *(d.drain(self.config.drain_grace) for d in self.dispatchers.values()),
             return_exceptions=True,
         )
         for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._scanners.values(), *self._background, return_exceptions=True)
+        await asyncio.gather(
+            *self._scanners.values(),
+            *self._sweepers.values(),
+            *self._background,
+            return_exceptions=True,
+        )
         await self.recorder.flush()
         await self._write_status(running=False)
         for client in self._clients.values():
@@ -187,6 +196,8 @@ class Engine:
             route.active = not (paused or policy.paused)
             if pid not in self._scanners:
                 self._scanners[pid] = asyncio.create_task(self._scan_loop(pid))
+                if self.config.tag_sweep_rate > 0:
+                    self._sweepers[pid] = asyncio.create_task(self._sweep_loop(pid))
             self.policies[pid] = policy
         for dispatcher in self.dispatchers.values():
             dispatcher.wake()
@@ -229,8 +240,9 @@ class Engine:
     def _retire(self, pid: str) -> None:
         policy = self.policies.pop(pid)
         self.dispatchers[policy.target_alias].routes.pop(pid, None)
-        if scanner := self._scanners.pop(pid, None):
-            scanner.cancel()
+        for tasks in (self._scanners, self._sweepers):
+            if running := tasks.pop(pid, None):
+                running.cancel()
         if stopper := self._listeners.pop(pid, None):
             stopper()
         self.scanned_at.pop(pid, None)
@@ -270,6 +282,8 @@ class Engine:
                     started = time.time()
                     result = await self._scan(policy)
                     self.scanned_at[pid] = started
+                    self.scan_count[pid] = self.scan_count.get(pid, 0) + 1
+                    self.scan_error.pop(pid, None)
                     full_due = time.monotonic() + self.config.scan_interval
                     if result.enqueued:
                         log.info(
@@ -283,7 +297,9 @@ class Engine:
                     for key in sorted(keys):
                         await self._scan(policy, prefix=key)
             except MirrorlineError as exc:
-                log.warning("scan %s failed: %s", pid, exc)
+                if self.scan_error.get(pid) != exc.reason:
+                    log.warning("scan %s failed: %s", pid, exc)
+                self.scan_error[pid] = exc.reason
                 full_due = time.monotonic() + self.config.scan_interval
             wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -301,6 +317,34 @@ class Engine:
         if result.enqueued:
             self.dispatchers[policy.target_alias].wake()
         return result
+
+    async def _sweep_loop(self, pid: str) -> None:
+        """Metadata sync: walk the replica map at a bounded rate comparing tags."""
+        batch = max(1, int(self.config.tag_sweep_rate))
+        cursor = ""
+        while True:
+            await asyncio.sleep(1.0)
+            policy = self.policies.get(pid)
+            if policy is None or not policy.wants("metadata-sync"):
+                continue
+            source, target = self.links[policy.source_alias], self.links[policy.target_alias]
+            if not (source.online and target.online):
+                continue
+            try:
+                cursor, queued = await sweep_tags(
+                    policy,
+                    self._clients[policy.source_alias],
+                    self._clients[policy.target_alias],
+                    self.queue,
+                    cursor,
+                    batch,
+                )
+            except MirrorlineError as exc:
+                log.debug("tag sweep %s: %s", pid, exc)
+                continue
+            if queued:
+                log.info("tag sweep %s: %d versions with changed tags", pid, queued)
+                self.dispatchers[policy.target_alias].wake()
 
     def _start_listener(self, pid: str) -> None:
         if not self.config.events:
@@ -354,6 +398,8 @@ class Engine:
             "updated_at": now,
             "started_at": self.started_at,
             "rates": {pid: m.rate(now) for pid, m in self.meters.items()},
+            "scans": {pid: [n, self.scanned_at.get(pid)] for pid, n in self.scan_count.items()},
+            "scan_errors": self.scan_error,
             "links": {
                 name: {
                     "online": link.online,

@@ -8,10 +8,12 @@ memory stays bounded by one page however large the bucket.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from engine.errors import NotFoundError
 from engine.model import NewTask, Op
 from engine.policies import Policy
 from engine.queue import Replica, TaskQueue
@@ -175,3 +177,51 @@ async def scan(
         await flush(chunk[-1][0].key)
     await flush(None)  # replicas past the last source key: sources deleted for good
     return result
+
+
+async def sweep_tags(
+    policy: Policy,
+    source: S3Client,
+    target: S3Client,
+    queue: TaskQueue,
+    after: str,
+    batch: int = 100,
+) -> tuple[str, int]:
+    """Compare tags of up to `batch` replicated versions after key `after`.
+
+    Tag changes leave no trace in a listing, so this walks the replica map a
+    slice at a time (the caller paces it) and queues a metadata task for each
+    version whose tags differ. Returns (where to resume, '' to start over; tasks).
+    """
+    page = await queue.replicas([policy.id], after, None, limit=batch)
+    if not page:
+        return "", 0
+    rows = [r for r in page if r.target_version and policy.matches_key(r.key)]
+
+    async def differs(replica: Replica) -> bool:
+        try:
+            wanted = await source.get_tags(
+                policy.source_bucket, replica.key, replica.source_version
+            )
+            held = await target.get_tags(
+                policy.target_bucket, replica.key, replica.target_version or ""
+            )
+        except NotFoundError:
+            return False  # deleted meanwhile: the scanner handles that
+        return wanted != held
+
+    changed = await asyncio.gather(*(differs(r) for r in rows))
+    tasks = [
+        NewTask(
+            policy=policy.id,
+            key=r.key,
+            version_id=r.source_version,
+            op=Op.METADATA,
+            src_mtime=r.src_mtime,
+            seq=r.seq,
+            target_version=r.target_version or "",
+        )
+        for r, diff in zip(rows, changed, strict=True)
+        if diff
+    ]
+    return page[-1].key, await queue.enqueue(tasks)

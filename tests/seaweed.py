@@ -116,6 +116,7 @@ class SeaweedServer:
             "-s3.port.lance=0",
             "-volume.max=1000",
             "-master.volumeSizeLimitMB=64",
+            "-s3.autoCreateBucket=false",
         ]
         env = {**os.environ, "GOMEMLIMIT": "512MiB"}
         log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")  # noqa: SIM115

@@ -300,6 +300,9 @@ def status(ctx: Context, path: str | None, as_json: bool) -> None:
                 "target_online": live.get("links", {}).get(p.target_alias, {}).get("online")
                 if fresh
                 else None,
+                "scans": live.get("scans", {}).get(p.id, [0, None])[0],
+                "last_scan_at": live.get("scans", {}).get(p.id, [0, None])[1],
+                "scan_error": live.get("scan_errors", {}).get(p.id, "") if fresh else "",
             }
         )
     if as_json:
@@ -335,6 +338,9 @@ def status(ctx: Context, path: str | None, as_json: bool) -> None:
             for r in report
         ],
     )
+    for r in report:
+        if r["scan_error"]:
+            click.echo(f"{r['id']}: scan failing: {r['scan_error']}")
 
 
 @replicate.command("backlog")

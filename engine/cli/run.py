@@ -32,13 +32,29 @@ from engine.engine import Engine, EngineConfig
     help="Exit 0 once every policy is scanned and its queue is empty.",
 )
 @click.option("--no-events", is_flag=True, help="Do not listen for MinIO bucket notifications.")
+@click.option(
+    "--tag-sweep-rate",
+    type=click.FloatRange(0, 100000),
+    default=50.0,
+    show_default=True,
+    help="Replicated versions per second whose tags are compared (metadata-sync; 0: off).",
+)
 @click.pass_obj
 def run(
-    ctx: Context, workers: int, scan_interval: float, until_synced: bool, no_events: bool
+    ctx: Context,
+    workers: int,
+    scan_interval: float,
+    until_synced: bool,
+    no_events: bool,
+    tag_sweep_rate: float,
 ) -> None:
     """Run the replication engine (SIGINT/SIGTERM drain gracefully)."""
     config = EngineConfig(
-        state_dir=ctx.state_dir, workers=workers, scan_interval=scan_interval, events=not no_events
+        state_dir=ctx.state_dir,
+        workers=workers,
+        scan_interval=scan_interval,
+        events=not no_events,
+        tag_sweep_rate=tag_sweep_rate,
     )
 
     async def main() -> None:

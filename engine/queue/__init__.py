@@ -76,7 +76,9 @@ class TaskQueue(abc.ABC):
         """A page of tasks ordered by id, starting after the cursor `after`."""
 
     @abc.abstractmethod
-    async def replicas(self, policies: Sequence[str], low: str, high: str | None) -> list[Replica]:
+    async def replicas(
+        self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
+    ) -> list[Replica]:
         """Replica map rows with low < key <= high (high None: to the end), keys ascending."""
 
     @abc.abstractmethod

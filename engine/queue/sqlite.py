@@ -248,7 +248,9 @@ class SQLiteQueue(TaskQueue):
         async with self._db.conn.execute(sql, (*args, limit)) as cur:
             return [_task(tuple(r)) for r in await cur.fetchall()]
 
-    async def replicas(self, policies: Sequence[str], low: str, high: str | None) -> list[Replica]:
+    async def replicas(
+        self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
+    ) -> list[Replica]:
         if not policies:
             return []
         marks = ",".join("?" * len(policies))
@@ -260,7 +262,7 @@ class SQLiteQueue(TaskQueue):
         if high is not None:
             sql += " AND key <= ?"
             args.append(high)
-        async with self._db.conn.execute(sql + " ORDER BY key", args) as cur:
+        async with self._db.conn.execute(sql + " ORDER BY key LIMIT ?", [*args, limit]) as cur:
             return [Replica(*row) for row in await cur.fetchall()]
 
     async def newest_replicas(

@@ -1,0 +1,311 @@
+"""End to end: the real engine process replicating between two real SeaweedFS servers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import time
+
+from minio.commonconfig import Tags
+
+from tests.conftest import Pair, eventually, make_bucket
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def in_sync(pair: Pair) -> bool:
+    return pair.ml("replicate", "diff", f"src/{pair.src_bucket}", check=False).returncode == 0
+
+
+def drained(pair: Pair, total: int) -> dict:
+    status = pair.status()
+    done = status["pending"] + status["in_flight"] + status["retrying"] == 0
+    return status if done and status["replicated"] >= total else {}
+
+
+def tags_of(**kv: str) -> Tags:
+    tags = Tags(for_object=True)
+    tags.update(kv)
+    return tags
+
+
+KEYS = [
+    "plain.txt",
+    "dir/sub/deep.bin",
+    "ünïcødé/ファイル.txt",
+    "spaces and +plus+ & amp.txt",
+    "specials !$'()*,;=:@[]{}^~.txt",
+    "emoji-🎉.txt",
+    "trailing-space ",
+    "question?hash#.txt",
+    "percent%20literal.txt",
+]
+
+
+def test_objects_metadata_tags_multipart_zero_byte_and_odd_keys(pair: Pair) -> None:
+    payloads = {key: os.urandom(1000 + i) for i, key in enumerate(KEYS)}
+    for key, data in payloads.items():
+        pair.put(key, data, content_type="text/x-test", metadata={"owner": "ops", "n": "1"})
+    pair.put(
+        "headers.html",
+        b"<p>hi</p>",
+        content_type="text/html",
+        metadata={
+            "Cache-Control": "max-age=60",
+            "Content-Disposition": 'attachment; filename="a.html"',
+            "Content-Encoding": "identity",
+        },
+    )
+    pair.put("tagged.txt", b"tagged", tags=tags_of(team="blue", tier="gold"))
+    pair.put("empty", b"", metadata={"kind": "zero"})
+    big = os.urandom(21 * 1024 * 1024)
+    pair.put("big/multipart.bin", big, part_size=5 * 1024 * 1024)
+    pair.put("overwritten.txt", b"first")
+    pair.put("overwritten.txt", b"second, longer")
+
+    pair.add_policy()
+    pair.start_engine()
+    eventually(lambda: in_sync(pair), timeout=120)
+
+    target = pair.target_latest()
+    source = pair.source_latest()
+    assert {k: sha(v) for k, v in target.items()} == {k: sha(v) for k, v in source.items()}
+    assert sha(target["big/multipart.bin"]) == sha(big)
+    assert target["empty"] == b"" and target["overwritten.txt"] == b"second, longer"
+
+    for key in KEYS:
+        stat = pair.dst.stat_object(pair.dst_bucket, key)
+        assert stat.content_type == "text/x-test"
+        assert stat.metadata["X-Amz-Meta-owner"] == "ops"
+        assert stat.metadata["X-Amz-Meta-mirrorline-origin"].endswith(f"/{pair.src_bucket}")
+    html = pair.dst.stat_object(pair.dst_bucket, "headers.html").metadata
+    assert html["Cache-Control"] == "max-age=60"
+    assert html["Content-Disposition"] == 'attachment; filename="a.html"'
+    assert html["Content-Encoding"] == "identity"
+    assert pair.dst.stat_object(pair.dst_bucket, "empty").metadata["X-Amz-Meta-kind"] == "zero"
+    assert dict(pair.dst.get_object_tags(pair.dst_bucket, "tagged.txt")) == {
+        "team": "blue",
+        "tier": "gold",
+    }
+    versions = [
+        v
+        for v in pair.dst.list_objects(pair.dst_bucket, prefix="overwritten", include_version=True)
+    ]
+    assert len(versions) == 2, "both versions of the overwritten key reach the target, in order"
+
+    status = eventually(lambda: drained(pair, len(source)))
+    assert status["failed"] == 0
+    assert status["replicated_bytes"] >= len(big)
+
+
+def test_delete_marker_version_delete_and_undelete(pair: Pair) -> None:
+    pair.add_policy()
+    first = pair.put("doc.txt", b"v1")
+    pair.put("doc.txt", b"v2")
+    pair.put("gone.txt", b"bye")
+    pair.start_engine()
+    eventually(lambda: in_sync(pair))
+
+    pair.src.remove_object(pair.src_bucket, "gone.txt")  # delete marker
+    pair.src.remove_object(pair.src_bucket, "doc.txt", version_id=first)  # permanent delete
+
+    def target_state() -> bool:
+        latest = pair.target_latest()
+        versions = list(
+            pair.dst.list_objects(pair.dst_bucket, prefix="doc.txt", include_version=True)
+        )
+        return "gone.txt" not in latest and len(versions) == 1 and latest["doc.txt"] == b"v2"
+
+    eventually(target_state)
+    markers = [
+        v
+        for v in pair.dst.list_objects(pair.dst_bucket, prefix="gone.txt", include_version=True)
+        if v.is_delete_marker
+    ]
+    assert len(markers) == 1
+
+    # Removing the source's delete marker (undelete) removes the target's.
+    (marker,) = [
+        v
+        for v in pair.src.list_objects(pair.src_bucket, prefix="gone.txt", include_version=True)
+        if v.is_delete_marker
+    ]
+    pair.src.remove_object(pair.src_bucket, "gone.txt", version_id=marker.version_id)
+    eventually(lambda: pair.target_latest().get("gone.txt") == b"bye")
+
+
+def test_without_delete_options_deletes_stay_on_the_source(pair: Pair) -> None:
+    pair.add_policy("--replicate", "existing-objects")
+    pair.put("keep.txt", b"data")
+    pair.start_engine()
+    eventually(lambda: pair.target_latest().get("keep.txt") == b"data")
+    pair.src.remove_object(pair.src_bucket, "keep.txt")
+    pair.put("marker-after.txt", b"later")  # a later change proves the engine has moved on
+    eventually(lambda: "marker-after.txt" in pair.target_latest())
+    assert pair.target_latest()["keep.txt"] == b"data"
+
+
+def test_prefix_and_tag_filters(pair: Pair) -> None:
+    pair.add_policy("--prefix", "logs/", "--tags", "ship=yes")
+    pair.put("logs/a.txt", b"a", tags=tags_of(ship="yes"))
+    pair.put("logs/b.txt", b"b", tags=tags_of(ship="no"))
+    pair.put("logs/c.txt", b"c")
+    pair.put("other/d.txt", b"d", tags=tags_of(ship="yes"))
+    pair.start_engine()
+    eventually(lambda: pair.status()["skipped"] >= 2 and pair.status()["replicated"] >= 1)
+    assert set(pair.target_latest()) == {"logs/a.txt"}
+
+
+def test_existing_objects_off_copies_only_new_writes(pair: Pair) -> None:
+    pair.put("before.txt", b"old")
+    written = pair.src.stat_object(pair.src_bucket, "before.txt").last_modified.timestamp()
+    # Listings have one-second resolution and a write in the policy's own second is
+    # replicated (ambiguous is safer copied): add the policy once that second is over.
+    eventually(lambda: time.time() >= written + 1.05, interval=0.05)
+    pair.add_policy("--replicate", "delete,delete-marker")
+    pair.start_engine()
+    pair.scans_after("p1", 1)
+    pair.put("after.txt", b"new")
+    eventually(lambda: "after.txt" in pair.target_latest())
+    assert "before.txt" not in pair.target_latest()
+    assert pair.status()["replicated"] == 1
+
+
+def test_two_way_replication_does_not_loop(pair: Pair) -> None:
+    pair.add_policy()
+    pair.ml(
+        "replicate",
+        "add",
+        f"dst/{pair.dst_bucket}",
+        "--remote-target",
+        f"src/{pair.src_bucket}",
+        "--id",
+        "p2",
+    )
+    pair.put("from-a.txt", b"A")
+    pair.dst.put_object(pair.dst_bucket, "from-b.txt", io.BytesIO(b"B"), 1)
+    pair.start_engine()
+
+    def both_sides() -> bool:
+        return (
+            pair.target_latest()
+            == pair.source_latest()
+            == {
+                "from-a.txt": b"A",
+                "from-b.txt": b"B",
+            }
+        )
+
+    eventually(both_sides)
+    # Two more full scans in each direction must not send a replica back where it came from.
+    pair.scans_after("p1", 2)
+    pair.scans_after("p2", 2)
+    for client, bucket in ((pair.src, pair.src_bucket), (pair.dst, pair.dst_bucket)):
+        versions = list(client.list_objects(bucket, include_version=True))
+        assert len(versions) == 2, [(v.object_name, v.version_id) for v in versions]
+    assert pair.status("p1")["replicated"] == 1 and pair.status("p2")["replicated"] == 1
+
+
+def test_engine_sigkill_mid_run_loses_nothing(pair: Pair) -> None:
+    total = 400
+    for i in range(total):
+        pair.put(f"batch/{i:04}", os.urandom(2048))
+    pair.add_policy()
+    engine = pair.start_engine()
+    eventually(lambda: 0 < pair.status()["replicated"] < total, interval=0.02)
+    assert pair.stop_engine(engine, signal.SIGKILL) == -signal.SIGKILL
+    partial = pair.status()["replicated"]
+    assert partial < total
+    pair.start_engine()
+    status = eventually(lambda: drained(pair, total), timeout=120)
+    assert status["failed"] == 0
+    assert len(pair.target_latest()) == total
+    assert in_sync(pair)
+
+
+def test_target_outage_mid_run_drains_without_failures(pair: Pair) -> None:
+    total = 300
+    for i in range(total):
+        pair.put(f"outage/{i:04}", os.urandom(1024))
+    pair.add_policy()
+    pair.start_engine()
+    eventually(lambda: pair.status()["replicated"] > 0, interval=0.02)
+    pair.target.stop()
+    try:
+        eventually(lambda: pair.status()["target_online"] is False, timeout=30)
+        assert pair.status()["failed"] == 0
+    finally:
+        pair.target.start()
+    status = eventually(lambda: drained(pair, total), timeout=180)
+    assert status["failed"] == 0
+    assert in_sync(pair)
+
+
+def test_pause_stops_transfers_and_resume_restarts_them(pair: Pair) -> None:
+    pair.add_policy()
+    pair.ml("replicate", "pause")
+    pair.put("while-paused.txt", b"wait")
+    pair.start_engine()
+    status = eventually(lambda: pair.status()["pending"] == 1 and pair.status())
+    assert status["state"] == "paused" and status["replicated"] == 0
+    pair.ml("replicate", "resume")
+    eventually(lambda: pair.target_latest().get("while-paused.txt") == b"wait")
+
+
+def test_missing_target_bucket_shows_as_a_scan_error(pair: Pair) -> None:
+    pair.add_policy()
+    pair.dst.remove_bucket(pair.dst_bucket)
+    pair.start_engine()
+    status = eventually(lambda: pair.status()["scan_error"] and pair.status())
+    assert "NoSuchBucket" in status["scan_error"]
+    text = pair.ml("replicate", "status").stdout
+    assert "scan failing" in text and "NoSuchBucket" in text
+
+
+def test_permanent_failure_is_parked_then_retried(pair: Pair) -> None:
+    pair.add_policy()
+    pair.ml("replicate", "pause")
+    pair.put("stuck.txt", b"x")
+    pair.start_engine()
+    eventually(lambda: pair.status()["pending"] == 1)
+    pair.dst.remove_bucket(pair.dst_bucket)  # the target bucket vanishes: NoSuchBucket
+    pair.ml("replicate", "resume")
+    failed = eventually(lambda: pair.status()["failed"] == 1 and pair.status())
+    assert failed["retrying"] == 0
+    backlog = pair.ml("replicate", "backlog", f"src/{pair.src_bucket}", "--failed", "--json")
+    (task,) = json.loads(backlog.stdout)
+    assert task["key"] == "stuck.txt" and "NoSuchBucket" in task["last_error"]
+    assert task["error_class"] == "permanent" and task["attempts"] == 1
+
+    make_bucket(pair.dst, pair.dst_bucket)
+    assert "1 task(s)" in pair.ml("replicate", "retry", "--all").stdout
+    eventually(lambda: pair.target_latest().get("stuck.txt") == b"x")
+    assert pair.status()["failed"] == 0
+
+
+def test_diff_reports_differences_then_sync(pair: Pair) -> None:
+    pair.add_policy()
+    pair.put("only-source.txt", b"s")
+    pair.dst.put_object(pair.dst_bucket, "only-target.txt", io.BytesIO(b"t"), 1)
+    result = pair.ml("replicate", "diff", f"src/{pair.src_bucket}", "--json", check=False)
+    assert result.returncode == 1
+
+    found = {(d["key"], d["status"]) for d in json.loads(result.stdout)}
+    assert found == {("only-source.txt", "missing"), ("only-target.txt", "extra")}
+
+
+def test_tag_changes_on_replicated_versions_are_synced(pair: Pair) -> None:
+    pair.add_policy()
+    pair.put("labels.txt", b"x", tags=tags_of(stage="draft"))
+    pair.start_engine()
+    eventually(lambda: pair.target_tags("labels.txt") == {"stage": "draft"})
+    pair.src.set_object_tags(pair.src_bucket, "labels.txt", tags_of(stage="final", owner="qa"))
+    eventually(lambda: pair.target_tags("labels.txt") == {"stage": "final", "owner": "qa"})
+    pair.src.delete_object_tags(pair.src_bucket, "labels.txt")
+    eventually(lambda: pair.target_tags("labels.txt") == {})
+    assert len(list(pair.dst.list_objects(pair.dst_bucket, include_version=True))) == 1
