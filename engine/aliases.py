@@ -69,7 +69,10 @@ def validate_name(name: str) -> str:
 
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise UserError(f"invalid endpoint URL {url!r}: expected http(s)://host[:port]") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"invalid endpoint URL {url!r}: expected http(s)://host[:port]")
     if parts.path not in ("", "/") or parts.query or parts.username:
@@ -82,11 +85,24 @@ def validate_url(url: str) -> str:
 
 
 def from_env_url(name: str, value: str) -> Alias:
-    parts = urlsplit(value)
+    var = f"{ENV_PREFIX}{name.upper()}"
+    usage = f"{var}: expected http(s)://ACCESS:SECRET@host:port"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise UserError(usage) from None
     if not parts.username or parts.password is None:
-        raise UserError(f"{ENV_PREFIX}{name.upper()}: expected http(s)://ACCESS:SECRET@host:port")
-    port = f":{parts.port}" if parts.port else ""
-    url = validate_url(f"{parts.scheme}://{parts.hostname}{port}")
+        raise UserError(usage)
+    if not NAME_RE.match(name):
+        raise UserError(f"{var}: invalid alias name {name!r}")
+    # The URL without its credentials (so no error below can show the secret).
+    host = parts.netloc.rpartition("@")[2]
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    try:
+        url = validate_url(f"{parts.scheme}://{host}{rest}")
+    except UserError as exc:
+        raise UserError(f"{var}: {exc.reason}") from None
     return Alias(
         name=name,
         url=url,

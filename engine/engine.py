@@ -328,8 +328,8 @@ class Engine:
             if policy is None or not policy.wants("metadata-sync"):
                 continue
             source, target = self.links[policy.source_alias], self.links[policy.target_alias]
-            if not (source.online and target.online):
-                continue
+            if not (source.online and target.online) or self.dispatchers[policy.target_alias].busy:
+                continue  # the lowest priority: never competes with copies
             try:
                 cursor, queued = await sweep_tags(
                     policy,

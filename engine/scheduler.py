@@ -122,16 +122,22 @@ class Dispatcher:
         ready = [(r.priority, pid) for pid, r in self.routes.items() if r.ready]
         return [pid for _, pid in sorted(ready, reverse=True)]
 
+    @property
+    def busy(self) -> bool:
+        return bool(self._lines)
+
     async def run(self) -> None:
+        # Claim in batches: waiting for a quarter of the slots to free up turns one
+        # transaction (and one replica-map lookup) per object into one per batch.
+        batch = max(1, self._workers // 4)
         while not self._draining:
             free = self._workers - self._held()
             policies = self._claimable()
-            tasks = await self._queue.claim(policies, free, self._lease) if free > 0 else []
-            if tasks:
-                await self._admit(tasks)
-                if len(tasks) == free:
-                    await self._wait(self._poll)
-                continue
+            if free >= batch or (free > 0 and not self._lines):
+                tasks = await self._queue.claim(policies, free, self._lease)
+                if tasks:
+                    await self._admit(tasks)
+                    continue
             await self._wait(self._poll)
 
     async def _wait(self, seconds: float) -> None:
