@@ -161,25 +161,45 @@ class Engine:
         path = self.config.state_dir / "aliases.json"
         mtime = path.stat().st_mtime if path.exists() else 0.0
         if mtime != self._aliases_mtime:
-            self._aliases = AliasBook(path).all()
+            fresh = AliasBook(path).all()
+            for name, old in self._aliases.items():
+                if fresh.get(name) != old and name in self._clients:
+                    self._replace_client(name, fresh.get(name))
+            self._aliases = fresh
             self._aliases_mtime = mtime
 
     def _client(self, name: str) -> S3Client:
-        alias = self._aliases[name]
         if name not in self._clients:
-            self._clients[name] = S3Client(
-                alias.url,
-                alias.access_key,
-                alias.secret_key,
-                alias.region,
-                insecure=alias.insecure,
-                ca_file=alias.ca_file or None,
-                max_connections=self.config.workers * 2 + 8,
-            )
-            link = Link(name, self._clients[name], self.config.probe_interval)
-            self.links[name] = link
-            self._spawn(link.run())
+            self._clients[name] = self._client_for(self._aliases[name])
+            if name in self.links:
+                self.links[name].client = self._clients[name]
+            else:
+                self.links[name] = Link(name, self._clients[name], self.config.probe_interval)
+                self._spawn(self.links[name].run())
         return self._clients[name]
+
+    def _replace_client(self, name: str, alias: Alias | None) -> None:
+        """An alias changed (new credentials, say): its routes are rebuilt on this reload."""
+        self._spawn(self._clients.pop(name).close())
+        for dispatcher in self.dispatchers.values():
+            for pid, route in list(dispatcher.routes.items()):
+                if name in (route.source_link.alias, route.target_link.alias):
+                    del dispatcher.routes[pid]
+                    self.policies.pop(pid, None)
+        if alias is not None:
+            self.links[name].client = self._client_for(alias)
+            self._clients[name] = self.links[name].client
+
+    def _client_for(self, alias: Alias) -> S3Client:
+        return S3Client(
+            alias.url,
+            alias.access_key,
+            alias.secret_key,
+            alias.region,
+            insecure=alias.insecure,
+            ca_file=alias.ca_file or None,
+            max_connections=self.config.workers * 2 + 8,
+        )
 
     async def _reload(self) -> None:
         self._load_aliases()

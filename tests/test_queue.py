@@ -117,3 +117,33 @@ async def test_counters_match_an_independent_count_after_mixed_traffic(queue):
         field = state.replace("-", "_")
         assert getattr(counts[policy], field) == n
         assert getattr(counts[policy], field + "_bytes") == size
+
+
+async def test_completion_of_a_dropped_policy_records_nothing(queue):
+    await queue.enqueue([new("a"), new("b", policy="p2")])
+    (task,) = await queue.claim(["p1"], 1, 60)
+    (other,) = await queue.claim(["p2"], 1, 60)
+    await queue.drop_policy("p1")  # `replicate rm` while the copy was running
+    await queue.complete(
+        [
+            Completion(task, Outcome.REPLICATED, 10, "t-a"),
+            Completion(other, Outcome.REPLICATED, 10, "t-b"),
+        ]
+    )
+    counts = await queue.counts()
+    assert "p1" not in counts and counts["p2"].replicated == 1
+    assert await queue.replicas(["p1"], "", None) == []
+    assert [r.key for r in await queue.replicas(["p2"], "", None)] == ["b"]
+
+
+async def test_enqueue_rechecks_the_replica_map_in_its_transaction(queue):
+    await queue.enqueue([new("a")])
+    (task,) = await queue.claim(["p1"], 1, 60)
+    await queue.complete([Completion(task, Outcome.REPLICATED, 10, "t1")])
+    # A scan that read the map before this completion must not queue the copy again...
+    assert await queue.enqueue([new("a")]) == 0
+    # ...but a scan that saw replica t1 missing on the target re-copies it.
+    stale = NewTask(policy="p1", key="a", version_id="v1", op=Op.PUT, target_version="t1")
+    assert await queue.enqueue([stale]) == 1
+    gone = NewTask(policy="p1", key="a", version_id="v1", op=Op.DELETE_VERSION, target_version="t9")
+    assert await queue.enqueue([gone]) == 0, "a version delete needs its replica on record"

@@ -112,17 +112,24 @@ class SQLiteQueue(TaskQueue):
     async def complete(self, done: Sequence[Completion]) -> None:
         if not done:
             return
-        totals: dict[str, list[int]] = {}
-        for c in done:
-            agg = totals.setdefault(c.task.policy, [0, 0, 0])
-            if c.outcome is Outcome.SKIPPED:
-                agg[2] += 1
-            else:
-                agg[0] += 1
-                agg[1] += c.bytes
-        keep = [c for c in done if c.target_version is not None]
         async with self._tx() as conn:
-            await conn.executemany("DELETE FROM tasks WHERE id = ?", [(c.task.id,) for c in done])
+            ids = [c.task.id for c in done]
+            marks = ",".join("?" * len(ids))
+            async with conn.execute(
+                f"DELETE FROM tasks WHERE id IN ({marks}) RETURNING id", ids
+            ) as cur:
+                existed = {row[0] for row in await cur.fetchall()}
+            # A task whose row is gone belonged to a policy removed meanwhile: recording
+            # it would resurrect that policy's totals and replica map.
+            done = [c for c in done if c.task.id in existed]
+            totals: dict[str, list[int]] = {}
+            for c in done:
+                agg = totals.setdefault(c.task.policy, [0, 0, 0])
+                if c.outcome is Outcome.SKIPPED:
+                    agg[2] += 1
+                else:
+                    agg[0] += 1
+                    agg[1] += c.bytes
             await conn.executemany(
                 "INSERT INTO totals (policy, replicated, replicated_bytes, skipped) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(policy) DO UPDATE SET "
@@ -131,10 +138,14 @@ class SQLiteQueue(TaskQueue):
                 "skipped = skipped + excluded.skipped",
                 [(p, *agg) for p, agg in totals.items()],
             )
-            gone = [c for c in keep if c.task.op is Op.DELETE_VERSION]
+            keep = [c for c in done if c.target_version is not None]
             await conn.executemany(
                 "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ?",
-                [(c.task.policy, c.task.key, c.task.version_id) for c in gone],
+                [
+                    (c.task.policy, c.task.key, c.task.version_id)
+                    for c in keep
+                    if c.task.op is Op.DELETE_VERSION
+                ],
             )
             await conn.executemany(
                 "INSERT OR REPLACE INTO replicas "
@@ -150,7 +161,7 @@ class SQLiteQueue(TaskQueue):
                         c.task.seq,
                     )
                     for c in keep
-                    if c.task.op is not Op.DELETE_VERSION
+                    if c.task.op not in (Op.DELETE_VERSION, Op.METADATA)
                 ],
             )
 
