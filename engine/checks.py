@@ -38,7 +38,12 @@ async def _bucket_ready(alias: Alias, bucket: str, side: str) -> None:
     except MirrorlineError as exc:
         if exc.retryable:
             raise UserError(f"{side} {alias.name} ({alias.url}) does not answer") from None
-        raise UserError(f"{side} {alias.name}/{bucket}: {exc.reason}") from None
+        if exc.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+            raise UserError(
+                f"{side} {alias.name}/{bucket}: access refused by {alias.url} ({exc.code}); "
+                f"check the keys of alias {alias.name} and its rights on the bucket"
+            ) from None
+        raise UserError(f"{side} {exc.reason}") from None  # the reason names alias/bucket
     if status != "Enabled":
         raise UserError(
             f"versioning is not enabled on {side} bucket {alias.name}/{bucket} "

@@ -20,6 +20,7 @@ from engine.db import Database
 from engine.errors import UserError
 
 OPERATIONS = ("delete-marker", "delete", "existing-objects", "metadata-sync")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?(?:/s)?\s*$", re.IGNORECASE)
 
@@ -127,6 +128,15 @@ def parse_prefix(value: str) -> str:
         raise UserError("invalid --prefix: longer than 1024 bytes")
     if any(ord(ch) < 32 for ch in value):
         raise UserError("invalid --prefix: control characters are not allowed")
+    return value
+
+
+def parse_id(value: str) -> str:
+    """A policy id is shown in every table and message: keep it to one plain word."""
+    if not ID_RE.match(value):
+        raise UserError(
+            f"invalid --id {value!r}: use letters, digits, '.', '-' and '_' (max 64 characters)"
+        )
     return value
 
 

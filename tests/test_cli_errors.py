@@ -6,9 +6,11 @@ no engine runs, so every test here is quick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import sqlite3
 import stat
 import subprocess
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MIRRORLINE, Pair, client_for, make_bucket
+from tests.seaweed import SeaweedServer
 
 OPS = ["delete", "delete-marker", "existing-objects", "metadata-sync"]
 
@@ -55,11 +58,25 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def snapshot(pair: Pair) -> tuple[str, str, bytes]:
-    """Everything a failed command must leave alone."""
-    aliases = pair.ml("alias", "ls", "--json").stdout
-    policies = pair.ml("replicate", "ls", "--json").stdout
-    return aliases, policies, (pair.state_dir / "aliases.json").read_bytes()
+def snapshot(pair: Pair) -> tuple[bytes | None, dict[str, list[tuple[object, ...]]]]:
+    """Everything a failed command must leave alone: aliases.json and every row of the db.
+
+    Read in-process (stronger than `alias ls --json` / `replicate ls --json`, and
+    without two more CLI start-ups per check); a missing db counts as an empty one.
+    """
+    aliases = pair.state_dir / "aliases.json"
+    db = pair.state_dir / "mirrorline.db"
+    rows: dict[str, list[tuple[object, ...]]] = {}
+    if db.exists():
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            tables = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            for (table,) in tables:
+                found = conn.execute(f'SELECT * FROM "{table}"').fetchall()
+                if found:
+                    rows[table] = found
+    return (aliases.read_bytes() if aliases.exists() else None), rows
 
 
 def policies(pair: Pair) -> list[dict[str, object]]:
@@ -67,6 +84,31 @@ def policies(pair: Pair) -> list[dict[str, object]]:
 
 
 # ---------------------------------------------------------------- alias set / rm / ls
+
+
+@pytest.fixture(scope="module")
+def shared(
+    servers: tuple[SeaweedServer, SeaweedServer], tmp_path_factory: pytest.TempPathFactory
+) -> Pair:
+    """One pair (aliases src and dst, no policy) for the many cases that must change nothing.
+
+    Sharing is sound because every test using it asserts its state is left untouched;
+    it spares a fresh pair (two checked `alias set` runs) per case.
+    """
+    source, target = servers
+    src, dst = client_for(source), client_for(target)
+    p = Pair(
+        source,
+        target,
+        src,
+        dst,
+        make_bucket(src, "cli-errors-src"),
+        make_bucket(dst, "cli-errors-dst"),
+        tmp_path_factory.mktemp("cli-errors") / "state",
+    )
+    p.ml("alias", "set", "src", source.endpoint, source.access_key, source.secret_key)
+    p.ml("alias", "set", "dst", target.endpoint, target.access_key, target.secret_key)
+    return p
 
 
 @pytest.mark.parametrize(
@@ -85,20 +127,20 @@ def policies(pair: Pair) -> list[dict[str, object]]:
     ],
 )
 def test_alias_set_rejects_bad_name_or_url(
-    pair: Pair, tmp_path: Path, name: str, url: str | None, fragment: str
+    shared: Pair, tmp_path: Path, name: str, url: str | None, fragment: str
 ) -> None:
-    url = (url or pair.source.endpoint).format(port=pair.source.port)
-    args = ("alias", "set", name, url, pair.source.access_key, pair.source.secret_key)
+    url = (url or shared.source.endpoint).format(port=shared.source.port)
+    args = ("alias", "set", name, url, shared.source.access_key, shared.source.secret_key)
     fresh = tmp_path / "fresh"
     assert_user_error(run_cli(fresh, *args), fragment)
     assert not (fresh / "aliases.json").exists()
     # The same mistake against a populated state dir changes nothing.
-    before = snapshot(pair)
-    assert_user_error(pair.ml(*args, check=False), fragment)
-    assert snapshot(pair) == before
+    before = snapshot(shared)
+    assert_user_error(shared.ml(*args, check=False), fragment)
+    assert snapshot(shared) == before
 
 
-def test_alias_set_unreachable_endpoint(pair: Pair, tmp_path: Path) -> None:
+def test_alias_set_unreachable_endpoint(shared: Pair, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     fresh = tmp_path / "fresh"
     err = assert_user_error(
@@ -107,39 +149,39 @@ def test_alias_set_unreachable_endpoint(pair: Pair, tmp_path: Path) -> None:
     assert url in err
     assert not (fresh / "aliases.json").exists()
     # Replacing a working alias with an unreachable one keeps the working one.
-    before = snapshot(pair)
+    before = snapshot(shared)
     assert_user_error(
-        pair.ml("alias", "set", "src", url, "ak", "sk-secret", check=False), "does not answer"
+        shared.ml("alias", "set", "src", url, "ak", "sk-secret", check=False), "does not answer"
     )
-    assert snapshot(pair) == before
+    assert snapshot(shared) == before
 
 
 @pytest.mark.parametrize("wrong", ["secret", "access"])
-def test_alias_set_rejected_credentials(pair: Pair, tmp_path: Path, wrong: str) -> None:
-    access, secret = pair.source.access_key, pair.source.secret_key
+def test_alias_set_rejected_credentials(shared: Pair, tmp_path: Path, wrong: str) -> None:
+    access, secret = shared.source.access_key, shared.source.secret_key
     if wrong == "secret":
         secret = "not-the-secret-999"
     else:
         access = "nosuchaccesskey"
-    args = ("alias", "set", "src", pair.source.endpoint, access, secret)
+    args = ("alias", "set", "src", shared.source.endpoint, access, secret)
     fresh = tmp_path / "fresh"
-    err = assert_user_error(run_cli(fresh, *args), "credentials rejected", pair.source.endpoint)
+    err = assert_user_error(run_cli(fresh, *args), "credentials rejected", shared.source.endpoint)
     if wrong == "secret":
         assert "SignatureDoesNotMatch" in err
     else:
         assert "InvalidAccessKeyId" in err or "AccessDenied" in err
     assert secret not in err
     assert not (fresh / "aliases.json").exists()
-    before = snapshot(pair)
-    assert_user_error(pair.ml(*args, check=False), "credentials rejected")
-    assert snapshot(pair) == before
+    before = snapshot(shared)
+    assert_user_error(shared.ml(*args, check=False), "credentials rejected")
+    assert snapshot(shared) == before
 
 
-def test_alias_set_empty_keys(pair: Pair) -> None:
-    before = snapshot(pair)
-    result = pair.ml("alias", "set", "new", pair.source.endpoint, "", "x", check=False)
+def test_alias_set_empty_keys(shared: Pair) -> None:
+    before = snapshot(shared)
+    result = shared.ml("alias", "set", "new", shared.source.endpoint, "", "x", check=False)
     assert_user_error(result, "must not be empty")
-    assert snapshot(pair) == before
+    assert snapshot(shared) == before
 
 
 def test_alias_set_no_check_saves_without_checking(pair: Pair) -> None:
@@ -156,10 +198,10 @@ def test_alias_set_no_check_saves_without_checking(pair: Pair) -> None:
     )
 
 
-def test_alias_rm_unknown(pair: Pair) -> None:
-    before = snapshot(pair)
-    assert_user_error(pair.ml("alias", "rm", "nope", check=False), "unknown alias", "nope")
-    assert snapshot(pair) == before
+def test_alias_rm_unknown(shared: Pair) -> None:
+    before = snapshot(shared)
+    assert_user_error(shared.ml("alias", "rm", "nope", check=False), "unknown alias", "nope")
+    assert snapshot(shared) == before
 
 
 def test_alias_rm_removes_a_saved_alias(pair: Pair) -> None:
@@ -169,21 +211,32 @@ def test_alias_rm_removes_a_saved_alias(pair: Pair) -> None:
     assert names == ["dst", "src"]
 
 
+def test_alias_rm_refuses_an_alias_a_policy_uses(pair: Pair) -> None:
+    pair.add_policy()
+    before = snapshot(pair)
+    assert_user_error(pair.ml("alias", "rm", "dst", check=False), "used by policy", "p1")
+    assert snapshot(pair) == before
+    pair.ml("replicate", "rm", "--id", "p1")
+    pair.ml("alias", "rm", "dst")
+    assert [a["name"] for a in json.loads(pair.ml("alias", "ls", "--json").stdout)] == ["src"]
+
+
 def test_aliases_file_is_private(pair: Pair) -> None:
     path = pair.state_dir / "aliases.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(pair.state_dir.stat().st_mode) == 0o700
     pair.ml("alias", "set", "again", pair.target.endpoint, "ak", "sk", "--no-check")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     # No temporary file left beside it.
     assert sorted(p.name for p in pair.state_dir.iterdir() if p.name.startswith(".")) == []
 
 
-def test_alias_ls_never_shows_secrets(pair: Pair) -> None:
-    secrets = [pair.source.secret_key, pair.target.secret_key]
-    text = pair.ml("alias", "ls").stdout
-    as_json = pair.ml("alias", "ls", "--json").stdout
+def test_alias_ls_never_shows_secrets(shared: Pair) -> None:
+    secrets = [shared.source.secret_key, shared.target.secret_key]
+    text = shared.ml("alias", "ls").stdout
+    as_json = shared.ml("alias", "ls", "--json").stdout
     assert "src" in text and "dst" in text
-    assert pair.source.endpoint in text and pair.target.endpoint in text
+    assert shared.source.endpoint in text and shared.target.endpoint in text
     for secret in secrets:
         assert secret not in text
         assert secret not in as_json
@@ -191,7 +244,7 @@ def test_alias_ls_never_shows_secrets(pair: Pair) -> None:
     assert [e["name"] for e in entries] == ["dst", "src"]
     assert all(e["secret_key"] == "********" for e in entries)
     # The secrets are on disk (0600), just never shown.
-    on_disk = (pair.state_dir / "aliases.json").read_text()
+    on_disk = (shared.state_dir / "aliases.json").read_text()
     assert all(secret in on_disk for secret in secrets)
 
 
@@ -230,26 +283,29 @@ def test_env_alias_listed_masked_and_usable(pair: Pair) -> None:
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("name", "value", "fragment"),
     [
-        "not a url",
-        "http://127.0.0.1:9000",  # no credentials
-        "http://onlyaccess@127.0.0.1:9000",
-        "http://ak:sk@127.0.0.1:notaport",
-        "http://ak:sk@127.0.0.1:99999",
-        "http://ak:sk@[::1",
-        "http://ak:sk@127.0.0.1:9000/with/path",
-        "ftp://ak:sk@127.0.0.1:9000",
+        ("X", "not a url", "expected http(s)://ACCESS:SECRET@host:port"),
+        ("X", "http://127.0.0.1:9000", "expected http(s)://ACCESS:SECRET@host:port"),
+        ("X", "http://onlyaccess@127.0.0.1:9000", "expected http(s)://ACCESS:SECRET@host:port"),
+        ("X", "http://ak:sk@127.0.0.1:notaport", "expected http(s)://ACCESS:SECRET@host:port"),
+        ("X", "http://ak:sk@127.0.0.1:99999", "expected http(s)://ACCESS:SECRET@host:port"),
+        ("X", "http://ak:sk@[::1", "expected http(s)://ACCESS:SECRET@host:port"),
+        ("X", "http://ak:sk@127.0.0.1:9000/with/path", "no path or query"),
+        ("X", "http://ak:sk@127.0.0.1:9000?q=1", "no path or query"),
+        ("X", "ftp://ak:sk@127.0.0.1:9000", "invalid endpoint URL"),
+        ("BAD.NAME", "http://ak:sk@127.0.0.1:9000", "invalid alias name"),
     ],
 )
-def test_malformed_env_alias(pair: Pair, value: str) -> None:
-    env = {"MIRRORLINE_HOST_X": value}
-    before = snapshot(pair)
+def test_malformed_env_alias(shared: Pair, name: str, value: str, fragment: str) -> None:
+    env = {f"MIRRORLINE_HOST_{name}": value}
+    before = snapshot(shared)
     for args in (("alias", "ls"), ("replicate", "ls", "--json")):
-        err = assert_user_error(pair.ml(*args, env=env, check=False))
-        assert "MIRRORLINE_HOST_X" in err or "endpoint URL" in err, err
-        assert ":sk@" not in err
-    assert snapshot(pair) == before
+        err = assert_user_error(
+            shared.ml(*args, env=env, check=False), f"MIRRORLINE_HOST_{name}", fragment
+        )
+        assert ":sk@" not in err and "sk@" not in err
+    assert snapshot(shared) == before
 
 
 # ---------------------------------------------------------------- replicate add
@@ -283,6 +339,9 @@ def add_args(pair: Pair, source: str | None = None, target: str | None = None) -
         (None, None, ["--replicate", "everything"], ["invalid --replicate", "everything"]),
         (None, None, ["--replicate", "delete,put"], ["invalid --replicate", "put"]),
         (None, None, ["--id", " "], ["--id must not be empty"]),
+        (None, None, ["--id", "a\nb"], ["invalid --id", "'a\\nb'"]),
+        (None, None, ["--id", "has space"], ["invalid --id"]),
+        (None, None, ["--id", "x" * 65], ["invalid --id"]),
         ("nobucket", None, [], ["invalid source", "ALIAS/BUCKET"]),
         ("src/Bad_Bucket", None, [], ["invalid bucket name", "Bad_Bucket"]),
         ("src/a/b", None, [], ["invalid source", "ALIAS/BUCKET"]),
@@ -291,33 +350,33 @@ def add_args(pair: Pair, source: str | None = None, target: str | None = None) -
     ],
 )
 def test_replicate_add_rejects(
-    pair: Pair,
+    shared: Pair,
     source: str | None,
     target: str | None,
     extra: list[str],
     fragments: list[str],
 ) -> None:
-    names = {"src": pair.src_bucket, "dst": pair.dst_bucket}
-    before = snapshot(pair)
-    args = add_args(pair, source and source.format(**names), target and target.format(**names))
-    assert_user_error(pair.ml(*args, *extra, check=False), *fragments)
-    assert snapshot(pair) == before
-    assert policies(pair) == []
+    names = {"src": shared.src_bucket, "dst": shared.dst_bucket}
+    before = snapshot(shared)
+    args = add_args(shared, source and source.format(**names), target and target.format(**names))
+    assert_user_error(shared.ml(*args, *extra, check=False), *fragments)
+    assert snapshot(shared) == before
+    assert policies(shared) == []
 
 
 @pytest.mark.parametrize("side", ["source", "target"])
-def test_replicate_add_needs_versioning(pair: Pair, side: str) -> None:
+def test_replicate_add_needs_versioning(shared: Pair, side: str) -> None:
     if side == "source":
-        bucket = make_bucket(client_for(pair.source), f"{pair.src_bucket}-nv", versioned=False)
-        args = add_args(pair, source=f"src/{bucket}")
+        bucket = make_bucket(client_for(shared.source), f"{shared.src_bucket}-nv", versioned=False)
+        args = add_args(shared, source=f"src/{bucket}")
     else:
-        bucket = make_bucket(client_for(pair.target), f"{pair.dst_bucket}-nv", versioned=False)
-        args = add_args(pair, target=f"dst/{bucket}")
-    before = snapshot(pair)
+        bucket = make_bucket(client_for(shared.target), f"{shared.dst_bucket}-nv", versioned=False)
+        args = add_args(shared, target=f"dst/{bucket}")
+    before = snapshot(shared)
     assert_user_error(
-        pair.ml(*args, check=False), "versioning is not enabled", f"{side} bucket", bucket
+        shared.ml(*args, check=False), "versioning is not enabled", f"{side} bucket", bucket
     )
-    assert snapshot(pair) == before
+    assert snapshot(shared) == before
 
 
 def test_replicate_add_same_bucket_through_two_aliases(pair: Pair) -> None:
@@ -346,6 +405,72 @@ def test_replicate_add_duplicates(pair: Pair) -> None:
     assert_user_error(result, "already replicates")
     assert snapshot(pair) == before
     assert [p["id"] for p in policies(pair)] == ["p1"]
+    # And through update: a priority or a route another policy has.
+    pair.ml(*add_args(pair, target=f"dst/{other}"), "--id", "p2", "--priority", "4")
+    before = snapshot(pair)
+    result = pair.ml("replicate", "update", "--id", "p2", "--priority", "5", check=False)
+    assert_user_error(result, "priority 5", "p1")
+    result = pair.ml(
+        "replicate",
+        "update",
+        "--id",
+        "p2",
+        "--remote-target",
+        f"dst/{pair.dst_bucket}",
+        check=False,
+    )
+    assert_user_error(result, "already replicates")
+    assert snapshot(pair) == before
+
+
+def test_replicate_add_endpoint_down_or_credentials_rejected(pair: Pair) -> None:
+    """Aliases saved with --no-check are checked when a policy would use them."""
+    t = pair.target
+    pair.ml("alias", "set", "down", f"http://127.0.0.1:{closed_port()}", "ak", "sk", "--no-check")
+    pair.ml("alias", "set", "badkey", t.endpoint, t.access_key, "wrong-secret-000", "--no-check")
+    before = snapshot(pair)
+    result = pair.ml(*add_args(pair, source=f"down/{pair.src_bucket}"), check=False)
+    assert_user_error(result, "source down", "does not answer")
+    result = pair.ml(*add_args(pair, target=f"badkey/{pair.dst_bucket}"), check=False)
+    err = assert_user_error(
+        result, f"target badkey/{pair.dst_bucket}: access refused by {t.endpoint}", "alias badkey"
+    )
+    assert "wrong-secret-000" not in err
+    assert snapshot(pair) == before
+    assert policies(pair) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "code"),
+    [
+        (["replicate", "add", "src/{src}"], "Missing option '--remote-target'", 1),
+        (
+            ["replicate", "add", "src/{src}", "--remote-target", "dst/{dst}", "--priority", "hi"],
+            "'hi' is not a valid integer",
+            1,
+        ),
+        (["replicate", "backlog", "src/{src}", "--limit", "0"], "--limit", 1),
+        (["replicate", "update", "--prefix", "x/"], "Missing option '--id'", 1),
+        (["replicate", "bogus"], "No such command 'bogus'", 1),
+        (["alias", "set", "x"], "Missing argument", 1),
+        (
+            ["alias", "set", "x", "http://127.0.0.1:1", "ak", "sk", "--ca-file", "/no/ca.pem"],
+            "does not exist",
+            1,
+        ),
+        (["--bogus", "alias", "ls"], "No such option '--bogus'", 1),
+        (["replicate", "diff"], "Missing argument", 2),
+        (["replicate", "diff", "src/{src}", "--bogus"], "No such option '--bogus'", 2),
+    ],
+)
+def test_usage_errors_are_one_line(shared: Pair, args: list[str], fragment: str, code: int) -> None:
+    """Click's own usage errors follow the same rule (diff: 2, as 1 means differences)."""
+    names = {"src": shared.src_bucket, "dst": shared.dst_bucket}
+    before = snapshot(shared)
+    result = shared.ml(*(a.format(**names) for a in args), check=False)
+    err = assert_user_error(result, fragment, "--help`", code=code)
+    assert "Usage:" not in err
+    assert snapshot(shared) == before
 
 
 # ---------------------------------------------------------------- update / rm / ls
@@ -380,6 +505,10 @@ def test_replicate_add_update_rm(pair: Pair) -> None:
         (("update", "--id", "p1", "--prefix", "a\tb"), ("control characters",)),
         (("update", "--id", "p1", "--remote-target", "nosuch/x-bucket"), ("unknown alias",)),
         (("update", "--id", "p1", "--remote-target", f"src/{pair.src_bucket}"), ("same bucket",)),
+        (
+            ("update", "--id", "p1", "--remote-target", f"dst/{pair.dst_bucket}-missing"),
+            ("target bucket", "does not exist"),
+        ),
         (("rm",), ("exactly one of --id", "--all")),
         (("rm", "--id", "p1", "--all"), ("exactly one of --id",)),
         (("rm", "--all"), ("--force",)),
@@ -416,6 +545,7 @@ def test_replicate_operational_commands_reject(pair: Pair) -> None:
         (("retry",), ("task ids or --all",)),
         (("retry", "1", "--all"), ("task ids or --all",)),
         (("retry", "--all", "--id", "nope"), ("no policy", "'nope'")),
+        (("retry", "999"), ("no failed or retrying task", "999")),
         (("pause", "--id", "nope"), ("no policy", "'nope'")),
         (("resume", "--id", "nope"), ("no policy", "'nope'")),
         (("backlog", "src/nonexistent-bucket"), ("no replication policy",)),
@@ -429,22 +559,17 @@ def test_replicate_operational_commands_reject(pair: Pair) -> None:
     assert status["policies"][0]["state"] == "enabled"
 
 
-@pytest.mark.parametrize(
-    ("path", "extra", "fragments"),
-    [
-        ("src/nonexistent-bucket", [], ["no replication policy"]),
-        ("nobucket", [], ["ALIAS/BUCKET"]),
-        ("src/{src}", ["--id", "nope"], ["no policy", "'nope'"]),
-    ],
-)
-def test_replicate_diff_errors_exit_2(
-    pair: Pair, path: str, extra: list[str], fragments: list[str]
-) -> None:
+def test_replicate_diff_errors_exit_2(pair: Pair) -> None:
     pair.add_policy()
     before = snapshot(pair)
-    result = pair.ml("replicate", "diff", path.format(src=pair.src_bucket), *extra, check=False)
-    assert_user_error(result, *fragments, code=2)
-    assert snapshot(pair) == before
+    for args, fragments in [
+        (("src/nonexistent-bucket",), ("no replication policy", "src/nonexistent-bucket")),
+        (("nobucket",), ("ALIAS/BUCKET",)),
+        ((f"src/{pair.src_bucket}", "--id", "nope"), ("no policy", "'nope'")),
+    ]:
+        result = pair.ml("replicate", "diff", *args, check=False)
+        assert_user_error(result, *fragments, code=2)
+        assert snapshot(pair) == before, args
 
 
 def test_replicate_diff_unreachable_target_exits_2(pair: Pair) -> None:

@@ -8,7 +8,9 @@ from engine.aliases import Alias, AliasBook, validate_name, validate_url
 from engine.checks import check_alias
 from engine.cli import Context, cli, run_async
 from engine.cli.output import emit_json, table
+from engine.db import open_db
 from engine.errors import UserError
+from engine.policies import PolicyStore
 
 
 @cli.group()
@@ -78,6 +80,23 @@ def alias_ls(ctx: Context, as_json: bool) -> None:
 @click.argument("name")
 @click.pass_obj
 def alias_rm(ctx: Context, name: str) -> None:
-    """Remove alias NAME."""
-    AliasBook(ctx.aliases_path).remove(name)
+    """Remove alias NAME (refused while a policy uses it)."""
+    book = AliasBook(ctx.aliases_path)
+    if ctx.db_path.exists():
+        users = run_async(_policies_using(ctx, name))
+        if users:
+            raise UserError(
+                f"alias {name!r} is used by policy {', '.join(users)}: remove those first"
+            )
+    book.remove(name)
     click.echo(f"Removed `{name}` successfully.")
+
+
+async def _policies_using(ctx: Context, name: str) -> list[str]:
+    db = await open_db(ctx.db_path)
+    try:
+        return [
+            p.id for p in await PolicyStore(db).all() if name in (p.source_alias, p.target_alias)
+        ]
+    finally:
+        await db.close()

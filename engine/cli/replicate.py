@@ -25,6 +25,7 @@ from engine.policies import (
     format_tags,
     new_id,
     parse_bandwidth,
+    parse_id,
     parse_path,
     parse_prefix,
     parse_replicate,
@@ -120,8 +121,10 @@ def add(
     """Replicate ALIAS/BUCKET to --remote-target."""
     source_alias, source_bucket = parse_path(path, "source")
     target_alias, target_bucket = parse_path(remote_target, "--remote-target")
-    if policy_id is not None and not policy_id.strip():
-        raise UserError("--id must not be empty")
+    if policy_id is not None:
+        if not policy_id.strip():
+            raise UserError("--id must not be empty")
+        parse_id(policy_id)
 
     async def work(state: State) -> Policy:
         policy = Policy(
@@ -412,6 +415,18 @@ def retry(ctx: Context, task_ids: tuple[int, ...], policy_id: str | None, retry_
     async def work(state: State) -> int:
         if policy_id:
             await state.store.get(policy_id)
+        if task_ids:
+            found = {
+                t.id
+                for t in await state.queue.tasks(
+                    policy_id, [TaskState.FAILED, TaskState.RETRYING], limit=100000
+                )
+                if t.id in task_ids
+            }
+            missing = sorted(set(task_ids) - found)
+            if missing:
+                listed = ", ".join(map(str, missing[:10]))
+                raise UserError(f"no failed or retrying task with id {listed}")
         return await state.queue.requeue(policy_id, task_ids)
 
     click.echo(f"{with_state(ctx, work)} task(s) queued again.")
