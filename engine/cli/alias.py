@@ -82,6 +82,9 @@ def alias_ls(ctx: Context, as_json: bool) -> None:
 def alias_rm(ctx: Context, name: str) -> None:
     """Remove alias NAME (refused while a policy uses it)."""
     book = AliasBook(ctx.aliases_path)
+    entry = book.all().get(name)
+    if entry is None or entry.from_env:
+        book.remove(name)  # raises the right one-line error: unknown, or set by the environment
     if ctx.db_path.exists():
         users = run_async(_policies_using(ctx, name))
         if users:
