@@ -48,17 +48,7 @@ def compare(policy: Policy, source: ListedVersion | None, target: ListedVersion 
 
 async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
     source_alias, target_alias = book.get(policy.source_alias), book.get(policy.target_alias)
-    clients = [
-        S3Client(
-            a.url,
-            a.access_key,
-            a.secret_key,
-            a.region,
-            insecure=a.insecure,
-            ca_file=a.ca_file or None,
-        )
-        for a in (source_alias, target_alias)
-    ]
+    clients = [S3Client.for_alias(a) for a in (source_alias, target_alias)]
     try:
         found: dict[str, list[ListedVersion | None]] = {}
         for side, (client, bucket) in enumerate(

@@ -191,15 +191,7 @@ class Engine:
             self._clients[name] = self.links[name].client
 
     def _client_for(self, alias: Alias) -> S3Client:
-        return S3Client(
-            alias.url,
-            alias.access_key,
-            alias.secret_key,
-            alias.region,
-            insecure=alias.insecure,
-            ca_file=alias.ca_file or None,
-            max_connections=self.config.workers * 2 + 8,
-        )
+        return S3Client.for_alias(alias, max_connections=self.config.workers * 2 + 8)
 
     async def _reload(self) -> None:
         self._load_aliases()

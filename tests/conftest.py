@@ -200,22 +200,30 @@ def make_bucket(client: Minio, name: str, versioned: bool = True) -> str:
     return name
 
 
-@pytest.fixture
-def pair(servers: tuple[SeaweedServer, SeaweedServer], tmp_path: Path) -> Iterator[Pair]:
+def new_pair(
+    servers: tuple[SeaweedServer, SeaweedServer], src_bucket: str, dst_bucket: str, state: Path
+) -> Pair:
+    """Make both buckets (versioned) and set aliases `src` and `dst` through the real CLI."""
     source, target = servers
-    n = next(_bucket_numbers)
     src, dst = client_for(source), client_for(target)
     p = Pair(
         source,
         target,
         src,
         dst,
-        make_bucket(src, f"src-{n}"),
-        make_bucket(dst, f"dst-{n}"),
-        tmp_path / "state",
+        make_bucket(src, src_bucket),
+        make_bucket(dst, dst_bucket),
+        state,
     )
     p.ml("alias", "set", "src", source.endpoint, source.access_key, source.secret_key)
     p.ml("alias", "set", "dst", target.endpoint, target.access_key, target.secret_key)
+    return p
+
+
+@pytest.fixture
+def pair(servers: tuple[SeaweedServer, SeaweedServer], tmp_path: Path) -> Iterator[Pair]:
+    n = next(_bucket_numbers)
+    p = new_pair(servers, f"src-{n}", f"dst-{n}", tmp_path / "state")
     try:
         yield p
     finally:

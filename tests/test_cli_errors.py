@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MIRRORLINE, Pair, client_for, make_bucket
+from tests.conftest import MIRRORLINE, Pair, client_for, make_bucket, new_pair
 from tests.seaweed import SeaweedServer
 
 OPS = ["delete", "delete-marker", "existing-objects", "metadata-sync"]
@@ -95,19 +95,9 @@ def shared(
     Sharing is sound because every test using it asserts its state is left untouched;
     it spares a fresh pair (two checked `alias set` runs) per case.
     """
-    source, target = servers
-    src, dst = client_for(source), client_for(target)
-    p = Pair(
-        source,
-        target,
-        src,
-        dst,
-        make_bucket(src, "cli-errors-src"),
-        make_bucket(dst, "cli-errors-dst"),
-        tmp_path_factory.mktemp("cli-errors") / "state",
+    p = new_pair(
+        servers, "cli-errors-src", "cli-errors-dst", tmp_path_factory.mktemp("cli-errors") / "state"
     )
-    p.ml("alias", "set", "src", source.endpoint, source.access_key, source.secret_key)
-    p.ml("alias", "set", "dst", target.endpoint, target.access_key, target.secret_key)
     return p
 
 

@@ -21,6 +21,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from engine.aliases import Alias
 from engine.errors import MirrorlineError, TransientError, classify
 from engine.s3.sigv4 import Signer, encode_path, encode_query
 
@@ -115,6 +116,18 @@ class S3Client:
 
     def __repr__(self) -> str:
         return f"S3Client({self.endpoint!r})"
+
+    @classmethod
+    def for_alias(cls, alias: Alias, max_connections: int = 64) -> S3Client:
+        return cls(
+            alias.url,
+            alias.access_key,
+            alias.secret_key,
+            alias.region,
+            insecure=alias.insecure,
+            ca_file=alias.ca_file or None,
+            max_connections=max_connections,
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
