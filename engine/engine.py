@@ -49,8 +49,8 @@ class EngineConfig:
     scan_interval: float = 5.0
     probe_interval: float = 2.0
     reload_interval: float = 1.0
-    part_size: int = 16 * MiB
-    part_concurrency: int = 4
+    part_size: int = 8 * MiB  # objects up to this go in one PUT; larger in parts of it
+    part_budget: int = 16  # multipart parts in memory at once, across all transfers
     drain_grace: float = 30.0
     events: bool = True
     tag_sweep_rate: float = 50.0  # versions per second whose tags are compared (0: off)
@@ -83,6 +83,7 @@ class Engine:
         self._background: set[asyncio.Task[None]] = set()
         self._db: Database | None = None
         self._stop = asyncio.Event()
+        self._part_slots = asyncio.Semaphore(config.part_budget)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -147,15 +148,19 @@ class Engine:
     # -- configuration reload ------------------------------------------------------
 
     async def _reload_loop(self, until_synced: bool) -> None:
+        # With until_synced, look for the end five times as often as configuration
+        # changes: the last second of an --until-synced run would otherwise be idle.
+        ticks = 5 if until_synced else 1
         while True:
-            await asyncio.sleep(self.config.reload_interval)
+            for _ in range(ticks):
+                await asyncio.sleep(self.config.reload_interval / ticks)
+                if until_synced and await self.synced():
+                    log.info("all policies in sync")
+                    return
             try:
                 await self._reload()
             except MirrorlineError as exc:
                 log.error("reload failed: %s", exc)
-            if until_synced and await self.synced():
-                log.info("all policies in sync")
-                return
 
     def _load_aliases(self) -> None:
         path = self.config.state_dir / "aliases.json"
@@ -237,7 +242,7 @@ class Engine:
                 source_origin=origin_of(self._aliases[policy.source_alias], policy.source_bucket),
                 target_origin=origin_of(self._aliases[policy.target_alias], policy.target_bucket),
                 part_size=self.config.part_size,
-                part_concurrency=self.config.part_concurrency,
+                part_slots=self._part_slots,
                 on_bytes=lambda n, m=meter: m.add(nbytes=n),
             )
             route = Route(

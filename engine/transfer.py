@@ -1,7 +1,8 @@
 """Carry out one task against the target: copy a version, mirror a delete, sync tags.
 
 A copy streams: objects up to `part_size` go in one PUT; larger ones go
-through multipart with at most `part_concurrency` parts in memory, never the
+through multipart, their parts drawn from one engine-wide budget (`part_slots`),
+so memory stays under workers x part_size + budget x part_size, never the
 whole object. Every replica carries its origin (endpoint, bucket, version,
 ETag) in metadata: that makes a repeated copy a no-op and stops a replica
 from travelling back to where it came from.
@@ -14,7 +15,7 @@ import base64
 import contextlib
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from engine.errors import NotFoundError, TransientError
@@ -43,8 +44,8 @@ class TransferContext:
     target: S3Client
     source_origin: str  # "host:port/bucket" of the policy's source
     target_origin: str  # "host:port/bucket" of the policy's target
-    part_size: int = 16 * MiB
-    part_concurrency: int = 4
+    part_size: int = 8 * MiB
+    part_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     on_bytes: Callable[[int], None] = lambda n: None
 
 
@@ -137,7 +138,7 @@ async def _multipart(
 ) -> str:
     bucket = ctx.policy.target_bucket
     upload = await ctx.target.create_multipart(bucket, task.key, headers)
-    slots = asyncio.Semaphore(ctx.part_concurrency)
+    slots = ctx.part_slots
     etags: dict[int, str] = {}
 
     async def send(number: int, body: bytes) -> None:
@@ -154,7 +155,7 @@ async def _multipart(
         async with asyncio.TaskGroup() as group:
             remaining, number = head.size, 0
             while remaining > 0:
-                await slots.acquire()  # bounds memory: part_size x part_concurrency
+                await slots.acquire()  # shared by all transfers: bounds memory
                 body = await stream.readexactly(min(ctx.part_size, remaining))
                 remaining -= len(body)
                 number += 1
