@@ -21,11 +21,15 @@ _COLUMNS = (
 )
 
 
+_OPS = {op.value: op for op in Op}
+_STATES = {state.value: state for state in TaskState}
+
+
 def _task(row: tuple) -> Task:  # type: ignore[type-arg]
     values = list(row)
-    values[3] = Op(values[3])
+    values[3] = _OPS[values[3]]
     values[9] = bool(values[9])
-    values[11] = TaskState(values[11])
+    values[11] = _STATES[values[11]]
     return Task(*values)
 
 
@@ -47,38 +51,35 @@ class SQLiteQueue(TaskQueue):
         if not tasks:
             return 0
         now = time.time()
-        rows: dict[str, list[dict[str, object]]] = {"copy": [], "delete": [], "plain": []}
+        kinds = {Op.PUT: "copy", Op.DELETE_MARKER: "copy", Op.DELETE_VERSION: "delete"}
+        rows: dict[str, list[tuple[object, ...]]] = {"copy": [], "delete": [], "plain": []}
         for t in tasks:
-            kind = {Op.PUT: "copy", Op.DELETE_MARKER: "copy", Op.DELETE_VERSION: "delete"}
-            rows[kind.get(t.op, "plain")].append(
-                {
-                    "policy": t.policy,
-                    "key": t.key,
-                    "version_id": t.version_id,
-                    "op": t.op.value,
-                    "size": t.size,
-                    "etag": t.etag,
-                    "src_mtime": t.src_mtime,
-                    "seq": t.seq,
-                    "target_version": t.target_version,
-                    "target_has_key": int(t.target_has_key),
-                    "now": now,
-                }
+            rows[kinds.get(t.op, "plain")].append(
+                (
+                    t.policy,
+                    t.key,
+                    t.version_id,
+                    t.op.value,
+                    t.size,
+                    t.etag,
+                    t.src_mtime,
+                    t.seq,
+                    t.target_version,
+                    int(t.target_has_key),
+                    now,
+                )
             )
+        # Numbered placeholders, bound from plain tuples: ?1 policy, ?2 key, ?3 version_id,
+        # ?9 target_version, ?11 now (dict binding cost a third of the enqueue rate).
         insert = (
             "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
             "seq, target_version, target_has_key, next_at, created_at, updated_at) "
-            "SELECT :policy, :key, :version_id, :op, :size, :etag, :src_mtime, :seq, "
-            ":target_version, :target_has_key, :now, :now, :now"
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11"
         )
-        mapped = (
-            "SELECT 1 FROM replicas WHERE policy = :policy AND key = :key "
-            "AND source_version = :version_id"
-        )
+        mapped = "SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3"
         conditions = {
-            "copy": f" WHERE NOT EXISTS ({mapped} AND (:target_version = '' "
-            "OR target_version IS NOT :target_version))",
-            "delete": f" WHERE EXISTS ({mapped} AND target_version = :target_version)",
+            "copy": f" WHERE NOT EXISTS ({mapped} AND (?9 = '' OR target_version IS NOT ?9))",
+            "delete": f" WHERE EXISTS ({mapped} AND target_version = ?9)",
             "plain": "",
         }
         added = 0
