@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.aliases import Alias, AliasBook
+from engine.bandwidth import TokenBucket
 from engine.db import Database, open_db
 from engine.errors import MirrorlineError
 from engine.health import Link
@@ -84,6 +85,7 @@ class Engine:
         self._db: Database | None = None
         self._stop = asyncio.Event()
         self._part_slots = asyncio.Semaphore(config.part_budget)
+        self._limits: dict[str, TokenBucket] = {}
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -235,6 +237,8 @@ class Engine:
         route = dispatcher.routes.get(policy.id)
         if route is None or old != policy:
             meter = self.meters.setdefault(policy.id, Meter())
+            limit = self._limits.setdefault(policy.id, TokenBucket(policy.bandwidth))
+            limit.set_rate(policy.bandwidth)
             context = TransferContext(
                 policy=policy,
                 source=self._client(policy.source_alias),
@@ -243,6 +247,7 @@ class Engine:
                 target_origin=origin_of(self._aliases[policy.target_alias], policy.target_bucket),
                 part_size=self.config.part_size,
                 part_slots=self._part_slots,
+                limit=limit if policy.bandwidth else None,
                 on_bytes=lambda n, m=meter: m.add(nbytes=n),
             )
             route = Route(

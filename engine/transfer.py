@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from engine.bandwidth import TokenBucket
 from engine.errors import NotFoundError, TransientError
 from engine.model import Completion, Op, Outcome, Task
 from engine.policies import Policy
@@ -47,6 +48,7 @@ class TransferContext:
     part_size: int = 8 * MiB
     part_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     on_bytes: Callable[[int], None] = lambda n: None
+    limit: TokenBucket | None = None  # the policy's --bandwidth, shared by its transfers
 
 
 async def execute(
@@ -122,6 +124,8 @@ async def _copy(task: Task, ctx: TransferContext) -> Completion:
             if "-" not in head.etag and head.etag and digest.hexdigest() != head.etag:
                 raise TransientError(f"GET {task.key}: content does not match the source ETag")
             headers["Content-MD5"] = base64.b64encode(digest.digest()).decode()
+            if ctx.limit is not None:
+                await ctx.limit.take(len(body))
             version, _ = await ctx.target.put(policy.target_bucket, task.key, body, headers)
             ctx.on_bytes(len(body))
         else:
@@ -144,6 +148,8 @@ async def _multipart(
     async def send(number: int, body: bytes) -> None:
         try:
             md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+            if ctx.limit is not None:
+                await ctx.limit.take(len(body))
             etags[number] = await ctx.target.upload_part(
                 bucket, task.key, upload, number, body, md5
             )

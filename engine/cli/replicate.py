@@ -299,6 +299,7 @@ def status(ctx: Context, path: str | None, as_json: bool) -> None:
                 "failed_bytes": c.failed_bytes,
                 "lag_seconds": now - c.oldest_pending_at if c.oldest_pending_at else 0.0,
                 "rate_bytes": rate[0],
+                "bandwidth_limit": p.bandwidth,
                 "rate_objects": rate[1],
                 "target_online": live.get("links", {}).get(p.target_alias, {}).get("online")
                 if fresh
@@ -336,7 +337,8 @@ def status(ctx: Context, path: str | None, as_json: bool) -> None:
                 r["retrying"],
                 r["failed"],
                 age(r["lag_seconds"]) if r["pending"] else "-",
-                f"{size(r['rate_bytes'])}/s {r['rate_objects']:.0f} obj/s" if fresh else "-",
+                (f"{size(r['rate_bytes'])}/s {r['rate_objects']:.0f} obj/s" if fresh else "-")
+                + (f" (limit {size(r['bandwidth_limit'])}/s)" if r["bandwidth_limit"] else ""),
             )
             for r in report
         ],
