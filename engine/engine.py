@@ -34,7 +34,7 @@ from engine.queue.sqlite import SQLiteQueue
 from engine.retry import RetryPolicy
 from engine.s3.client import S3Client
 from engine.s3.control import ControlClient
-from engine.scanner import scan, sweep_tags
+from engine.scanner import ScanResult, scan, sweep_tags
 from engine.scheduler import Dispatcher, Recorder, Route
 from engine.statedir import EngineLock, ensure
 from engine.transfer import TransferContext
@@ -327,7 +327,7 @@ class Engine:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), max(0.0, full_due - time.monotonic()))
 
-    async def _scan(self, policy: Policy, prefix: str | None = None):
+    async def _scan(self, policy: Policy, prefix: str | None = None) -> ScanResult:
         result = await scan(
             policy,
             self._clients[policy.source_alias],

@@ -68,7 +68,7 @@ def plan_key(
                 seq=seq,
                 # The replica we expected and did not find: the queue re-copies only
                 # while the map still says exactly this (see SQLiteQueue.enqueue).
-                target_version=seen.target_version or "" if seen else "",
+                target_version=(seen.target_version or "") if seen else "",
                 target_has_key=bool(target_ids),
             )
         )

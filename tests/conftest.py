@@ -153,6 +153,11 @@ class Pair:
             self.src_bucket, key, io.BytesIO(data), len(data), **kwargs
         ).version_id
 
+    def seed(self, prefix: str, count: int, size: int) -> None:
+        """`count` random objects of `size` bytes under `prefix` on the source."""
+        for i in range(count):
+            self.put(f"{prefix}{i:04}", os.urandom(size))
+
     def target_latest(self) -> dict[str, bytes]:
         """Live objects on the target: key -> content."""
         return latest(self.dst, self.dst_bucket)

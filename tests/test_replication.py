@@ -213,8 +213,7 @@ def test_two_way_replication_does_not_loop(pair: Pair) -> None:
 
 def test_engine_sigkill_mid_run_loses_nothing(pair: Pair) -> None:
     total = 400
-    for i in range(total):
-        pair.put(f"batch/{i:04}", os.urandom(2048))
+    pair.seed("batch/", total, 2048)
     pair.add_policy()
     engine = pair.start_engine()
     eventually(lambda: 0 < pair.status()["replicated"] < total, interval=0.02)
@@ -230,8 +229,7 @@ def test_engine_sigkill_mid_run_loses_nothing(pair: Pair) -> None:
 
 def test_target_outage_mid_run_drains_without_failures(pair: Pair) -> None:
     total = 300
-    for i in range(total):
-        pair.put(f"outage/{i:04}", os.urandom(1024))
+    pair.seed("outage/", total, 1024)
     pair.add_policy()
     pair.start_engine()
     eventually(lambda: pair.status()["replicated"] > 0, interval=0.02)
@@ -313,8 +311,7 @@ def test_tag_changes_on_replicated_versions_are_synced(pair: Pair) -> None:
 
 def test_sigterm_drains_and_leaves_no_lease_behind(pair: Pair) -> None:
     total = 300
-    for i in range(total):
-        pair.put(f"drain/{i:04}", os.urandom(4096))
+    pair.seed("drain/", total, 4096)
     pair.add_policy()
     engine = pair.start_engine()
     eventually(lambda: pair.status()["replicated"] > 0, interval=0.02)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -57,7 +58,7 @@ class ObjectHead:
 
 def _text(elem: ET.Element, name: str, default: str = "") -> str:
     child = elem.find(NS + name)
-    return child.text or default if child is not None else default
+    return (child.text or default) if child is not None else default
 
 
 def parse_time(value: str) -> float:
@@ -66,8 +67,6 @@ def parse_time(value: str) -> float:
 
 
 def parse_http_date(value: str) -> float:
-    from email.utils import parsedate_to_datetime
-
     return parsedate_to_datetime(value).timestamp() if value else 0.0
 
 
