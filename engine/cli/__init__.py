@@ -99,6 +99,6 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
 
 
 def main() -> None:
-    from engine.cli import alias, replicate, run  # noqa: F401 - registers the commands
+    from engine.cli import alias, progress, replicate, run  # noqa: F401 - registers the commands
 
     cli(prog_name="mirrorline")
