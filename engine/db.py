@@ -73,6 +73,45 @@ MIGRATIONS: list[list[str]] = [
                 WHERE policy = OLD.policy AND state = OLD.state;
         END""",
     ],
+    [
+        # Telemetry that outlives a restart (engine/telemetry.py): one history row per
+        # policy per 10 s (24 h kept), running totals, and error counts by reason.
+        """CREATE TABLE history (
+            policy TEXT NOT NULL, at REAL NOT NULL, body TEXT NOT NULL,
+            PRIMARY KEY (policy, at)) WITHOUT ROWID""",
+        """CREATE TABLE stats (
+            scope TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
+            PRIMARY KEY (scope, name)) WITHOUT ROWID""",
+        """CREATE TABLE error_totals (
+            policy TEXT NOT NULL, kind TEXT NOT NULL, code TEXT NOT NULL,
+            count INTEGER NOT NULL DEFAULT 0, last_reason TEXT NOT NULL, last_at REAL NOT NULL,
+            PRIMARY KEY (policy, kind, code)) WITHOUT ROWID""",
+        # Paging failures stays fast under a large pending backlog: only parked rows
+        # are in this index, so the copy path's state changes barely touch it.
+        "CREATE INDEX tasks_parked ON tasks(id) WHERE state IN ('failed', 'retrying')",
+        # Operator actions (CLI, API, console): who did what, when.
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL,
+            action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '')""",
+    ],
+    [
+        # Resyncs (engine/resync.py): one row per run, its checkpoint and counters; the
+        # partial unique index makes "one running resync per policy" a constraint.
+        """CREATE TABLE resyncs (
+            id INTEGER PRIMARY KEY, policy TEXT NOT NULL, state TEXT NOT NULL,
+            page_size INTEGER NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL,
+            walked_at REAL, finished_at REAL,
+            cursor TEXT NOT NULL DEFAULT '', current_key TEXT NOT NULL DEFAULT '',
+            total INTEGER, scanned INTEGER NOT NULL DEFAULT 0,
+            enqueued INTEGER NOT NULL DEFAULT 0, replicated INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0, rate REAL NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '')""",
+        "CREATE UNIQUE INDEX resyncs_running ON resyncs(policy) WHERE state = 'running'",
+        # Which resync queued a task (0: the regular path), to count its outcomes. Only
+        # resync rows are in the index, so the regular path's writes barely touch it.
+        "ALTER TABLE tasks ADD COLUMN resync INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX tasks_resync ON tasks(resync, state) WHERE resync != 0",
+    ],
 ]
 
 

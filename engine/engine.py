@@ -15,28 +15,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.aliases import Alias, AliasBook
+from engine.api import create_app, serve
 from engine.bandwidth import TokenBucket
 from engine.db import Database, open_db
 from engine.errors import MirrorlineError
 from engine.health import Link
-from engine.meter import Meter
-from engine.model import Completion, Outcome
+from engine.model import Completion
 from engine.policies import Policy, PolicyStore
 from engine.queue.sqlite import SQLiteQueue
+from engine.reporting import Live, compose, publish
+from engine.resync import ResyncRunner
 from engine.retry import RetryPolicy
 from engine.s3.client import S3Client
 from engine.s3.control import ControlClient
 from engine.scanner import ScanResult, scan, sweep_tags
 from engine.scheduler import Dispatcher, Recorder, Route
+from engine.service import LocalService
+from engine.snapshot import Link as LinkView
+from engine.snapshot import Snapshot, Transfer
 from engine.statedir import EngineLock, ensure
+from engine.telemetry import SLOT, Telemetry
 from engine.transfer import TransferContext
 
 log = logging.getLogger("mirrorline.engine")
@@ -56,6 +62,9 @@ class EngineConfig:
     events: bool = True
     tag_sweep_rate: float = 50.0  # versions per second whose tags are compared (0: off)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    listen: socket.socket | None = None  # serve the HTTP API on this bound socket
+    token: str = ""  # the API's bearer token
+    metrics_public: bool = False  # /metrics without the token
 
 
 def origin_of(alias: Alias, bucket: str) -> str:
@@ -67,7 +76,9 @@ class Engine:
         self.config = config
         self.started_at = time.time()
         self.policies: dict[str, Policy] = {}
-        self.meters: dict[str, Meter] = {}
+        self.all_policies: list[Policy] = []  # including disabled ones, for status
+        self.paused = False
+        self.snapshot: Snapshot | None = None  # the latest, refreshed every second
         self.links: dict[str, Link] = {}
         self.dispatchers: dict[str, Dispatcher] = {}
         self.scanned_at: dict[str, float] = {}
@@ -84,6 +95,10 @@ class Engine:
         self._background: set[asyncio.Task[None]] = set()
         self._db: Database | None = None
         self._stop = asyncio.Event()
+        self._kicked = asyncio.Event()
+        self.ready = asyncio.Event()  # set once the state is open and the first snapshot taken
+        self._reloading = asyncio.Lock()
+        self._api_stop = asyncio.Event()
         self._part_slots = asyncio.Semaphore(config.part_budget)
         self._limits: dict[str, TokenBucket] = {}
 
@@ -98,19 +113,28 @@ class Engine:
         self.queue = SQLiteQueue(self._db)
         self.store = PolicyStore(self._db)
         self.recorder = Recorder(self.queue, self._count)
+        self.telemetry = Telemetry(self._db, self.started_at)
         try:
+            await self.telemetry.load()
             recovered = await self.queue.recover()
             if recovered:
                 log.info("recovered %d leases left by an earlier run", recovered)
             await self._reload()
+            await self.refresh()
+            self.ready.set()
             self._spawn(self.recorder.run())
-            self._spawn(self._status_loop())
+            self._spawn(self._telemetry_loop())
+            self._spawn(ResyncRunner(self._db, self.queue, self.policies, self.dispatchers).run())
+            api = self._serve_api()
             waiter = asyncio.create_task((stop or self._stop).wait())
             reloader = asyncio.create_task(self._reload_loop(until_synced))
             await asyncio.wait({waiter, reloader}, return_when=asyncio.FIRST_COMPLETED)
             for t in (waiter, reloader):
                 t.cancel()
             log.info("draining")
+            if api is not None:
+                self._api_stop.set()
+                await api
             await self._shutdown()
         finally:
             await self._db.close()
@@ -118,6 +142,30 @@ class Engine:
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "the engine is not running"
+        return self._db
+
+    def _serve_api(self) -> asyncio.Task[None] | None:
+        if self.config.listen is None:
+            return None
+        assert self._db is not None
+        service = LocalService(
+            self._db, AliasBook(self.config.state_dir / "aliases.json"), "api", engine=self
+        )
+        app = create_app(service, self.config.token, self.config.metrics_public)
+        return asyncio.create_task(serve(app, self.config.listen, self._api_stop))
+
+    def kick(self) -> None:
+        """Configuration changed (a policy, a pause): reload now rather than within a second."""
+        self._kicked.set()
+
+    async def reconfigure(self) -> Snapshot:
+        """Apply a configuration change now and return a snapshot that shows it."""
+        await self._reload()
+        return await self.refresh()
 
     async def _shutdown(self) -> None:
         for stopper in self._listeners.values():
@@ -137,7 +185,12 @@ class Engine:
             return_exceptions=True,
         )
         await self.recorder.flush()
-        await self._write_status(running=False)
+        await self.refresh(running=False)
+        assert self._db is not None and self.snapshot is not None
+        now = time.time()
+        points = self.telemetry.points(self.snapshot.policies, now)
+        await self.telemetry.save(points, self._downtimes(), now)
+        await publish(self._db, self.snapshot)
         for client in self._clients.values():
             await client.close()
 
@@ -155,7 +208,11 @@ class Engine:
         ticks = 5 if until_synced else 1
         while True:
             for _ in range(ticks):
-                await asyncio.sleep(self.config.reload_interval / ticks)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kicked.wait(), self.config.reload_interval / ticks)
+                if self._kicked.is_set():
+                    self._kicked.clear()
+                    break
                 if until_synced and await self.synced():
                     log.info("all policies in sync")
                     return
@@ -182,6 +239,7 @@ class Engine:
                 self.links[name].client = self._clients[name]
             else:
                 self.links[name] = Link(name, self._clients[name], self.config.probe_interval)
+                self.links[name].downtime_total = self.telemetry.link_downtime.get(name, 0.0)
                 self._spawn(self.links[name].run())
         return self._clients[name]
 
@@ -201,11 +259,16 @@ class Engine:
         return S3Client.for_alias(alias, max_connections=self.config.workers * 2 + 8)
 
     async def _reload(self) -> None:
+        async with self._reloading:  # the API may reload while the loop does
+            await self._reload_now()
+
+    async def _reload_now(self) -> None:
         self._load_aliases()
-        paused = await self.store.engine_paused()
+        self.paused = paused = await self.store.engine_paused()
+        self.all_policies = await self.store.all()
         wanted = {
             p.id: p
-            for p in await self.store.all()
+            for p in self.all_policies
             if p.enabled and p.source_alias in self._aliases and p.target_alias in self._aliases
         }
         for pid in set(self.policies) - set(wanted):
@@ -230,13 +293,13 @@ class Engine:
                 self.recorder,
                 self.config.workers,
                 self.config.retry,
+                on_error=lambda task, error: self.telemetry.failed(task.policy, error, time.time()),
             )
             self.dispatchers[policy.target_alias] = dispatcher
             self._spawn(dispatcher.run())
         old = self.policies.get(policy.id)
         route = dispatcher.routes.get(policy.id)
         if route is None or old != policy:
-            meter = self.meters.setdefault(policy.id, Meter())
             limit = self._limits.setdefault(policy.id, TokenBucket(policy.bandwidth))
             limit.set_rate(policy.bandwidth)
             context = TransferContext(
@@ -248,7 +311,7 @@ class Engine:
                 part_size=self.config.part_size,
                 part_slots=self._part_slots,
                 limit=limit if policy.bandwidth else None,
-                on_bytes=lambda n, m=meter: m.add(nbytes=n),
+                on_bytes=lambda n, pid=policy.id: self.telemetry.streamed(pid, n),
             )
             route = Route(
                 context,
@@ -390,8 +453,9 @@ class Engine:
     # -- accounting ------------------------------------------------------------------
 
     def _count(self, done: Completion) -> None:
-        if done.outcome is not Outcome.SKIPPED:
-            self.meters.setdefault(done.task.policy, Meter()).add(objects=1)
+        policy = self.policies.get(done.task.policy)
+        created = policy.created_at if policy else 0.0
+        self.telemetry.completed(done, created, time.time())
 
     async def synced(self) -> bool:
         """Every policy scanned since start and nothing left to do."""
@@ -407,35 +471,65 @@ class Engine:
             if pid in self.policies
         )
 
-    async def _status_loop(self) -> None:
+    async def _telemetry_loop(self) -> None:
+        """Refresh the snapshot every second, publish it every 2 s, persist every 10 s."""
+        tick = 0
         while True:
-            await asyncio.sleep(2.0)
-            await self._write_status()
+            await asyncio.sleep(1.0)
+            tick += 1
+            await self.refresh()
+            assert self._db is not None and self.snapshot is not None
+            if tick % 2 == 0:
+                await publish(self._db, self.snapshot)
+            now = time.time()
+            if int(now // SLOT) != int((now - 1.0) // SLOT):
+                points = self.telemetry.points(self.snapshot.policies, now)
+                await self.telemetry.save(points, self._downtimes(), now)
 
-    async def _write_status(self, running: bool = True) -> None:
-        """A small live snapshot in the database, for `replicate status` from other processes."""
+    def _downtimes(self) -> dict[str, float]:
+        return {name: link.status().downtime_total for name, link in self.links.items()}
+
+    async def refresh(self, running: bool = True) -> Snapshot:
+        """Take a new snapshot: counters from the queue, everything else from memory."""
+        await self.recorder.flush()
+        counts = await self.queue.counts()
         now = time.time()
-        body = {
-            "running": running,
-            "updated_at": now,
-            "started_at": self.started_at,
-            "rates": {pid: m.rate(now) for pid, m in self.meters.items()},
-            "scans": {pid: [n, self.scanned_at.get(pid)] for pid, n in self.scan_count.items()},
-            "scan_errors": self.scan_error,
-            "links": {
-                name: {
-                    "online": link.online,
-                    "downtime_total": link.status().downtime_total,
-                    "latency_ms": link.latency_ms,
-                    "last_error": link.last_error,
-                }
-                for name, link in self.links.items()
-            },
-            "in_flight": sum(len(d.in_flight) for d in self.dispatchers.values()),
-        }
-        assert self._db is not None
-        await self._db.write(
-            "INSERT INTO settings (name, value) VALUES ('engine', ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            (json.dumps(body),),
+        live = Live(
+            started_at=self.started_at,
+            workers=self.config.workers,
+            running=running,
+            links=[self._link_view(link) for link in self.links.values()],
+            transfers=[
+                Transfer(
+                    task_id=f.task.id,
+                    policy=f.task.policy,
+                    key=f.task.key,
+                    version_id=f.task.version_id,
+                    op=f.task.op.value,
+                    size=f.task.size,
+                    bytes_done=f.bytes_done,
+                    speed=f.bytes_done / max(0.001, now - f.started_at),
+                    started_at=f.started_at,
+                    attempt=f.task.attempts,
+                )
+                for d in self.dispatchers.values()
+                for f in list(d.in_flight.values())
+            ],
+            scans={pid: (n, self.scanned_at.get(pid)) for pid, n in self.scan_count.items()},
+            scan_errors=dict(self.scan_error),
+        )
+        self.snapshot = compose(self.telemetry, self.all_policies, counts, self.paused, live, now)
+        return self.snapshot
+
+    @staticmethod
+    def _link_view(link: Link) -> LinkView:
+        status = link.status()
+        return LinkView(
+            alias=status.alias,
+            online=status.online,
+            since=status.since,
+            downtime_current=status.downtime_current,
+            downtime_total=status.downtime_total,
+            latency_ms=status.latency_ms,
+            last_error=status.last_error,
         )

@@ -82,6 +82,10 @@ class InFlight:
 
     task: Task
     started_at: float = field(default_factory=time.time)
+    bytes_done: int = 0
+
+    def progress(self, nbytes: int) -> None:
+        self.bytes_done += nbytes
 
 
 class Dispatcher:
@@ -96,6 +100,7 @@ class Dispatcher:
         retry: RetryPolicy,
         lease_seconds: float = 600.0,
         poll_interval: float = 0.5,
+        on_error: Callable[[Task, MirrorlineError], None] = lambda task, error: None,
     ) -> None:
         self.name = name
         self.routes: dict[str, Route] = {}
@@ -106,6 +111,7 @@ class Dispatcher:
         self._retry = retry
         self._lease = lease_seconds
         self._poll = poll_interval
+        self._on_error = on_error
         self._lines: dict[Key, deque[Task]] = {}
         self._newest: dict[Key, tuple[float, int]] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -165,14 +171,14 @@ class Dispatcher:
 
     async def _run_one(self, task: Task) -> None:
         key = (task.policy, task.key)
-        self.in_flight[task.id] = InFlight(task)
+        self.in_flight[task.id] = running = InFlight(task)
         try:
             route = self.routes.get(task.policy)
             if route is None:
                 await self._queue.release([task])
                 return
             try:
-                done = await execute(task, route.context, self._newest.get(key))
+                done = await execute(task, route.context, self._newest.get(key), running.progress)
             except MirrorlineError as error:
                 await self._failed(task, error, route)
             else:
@@ -204,6 +210,7 @@ class Dispatcher:
         self._wake.set()
 
     async def _failed(self, task: Task, error: MirrorlineError, route: Route) -> None:
+        self._on_error(task, error)
         if error.link_down:
             # The link is down, not the task: give it back whole and stop claiming.
             for link in (route.source_link, route.target_link):

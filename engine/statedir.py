@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 from pathlib import Path
 from typing import IO
 
@@ -45,6 +46,19 @@ def write_private(path: Path, data: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def api_token(path: Path) -> str:
+    """The API token in `path`, created (random, 0600) on first use."""
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(32) + "\n")
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"cannot read the token file {path}: {exc.strerror}") from None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise UserError(f"the token in {path} must be one word of at least 16 characters")
+    return token
 
 
 class EngineLock:

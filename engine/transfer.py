@@ -14,8 +14,9 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 from urllib.parse import quote
 
 from engine.bandwidth import TokenBucket
@@ -36,6 +37,9 @@ COPIED_HEADERS = (
     "expires",
 )
 MiB = 1024 * 1024
+STREAM_CHUNK = 256 * 1024  # bodies above this are sent (and counted, and paced) in chunks
+Progress = Callable[[int], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,12 +56,16 @@ class TransferContext:
 
 
 async def execute(
-    task: Task, ctx: TransferContext, newest: tuple[float, int] | None = None
+    task: Task,
+    ctx: TransferContext,
+    newest: tuple[float, int] | None = None,
+    progress: Progress = lambda n: None,
 ) -> Completion:
     """Run one task; errors propagate as MirrorlineError values for the scheduler.
 
     `newest` is (source mtime, seq) of the newest version of this key already on
     the target, from the replica map: an older version never overwrites it.
+    `progress` hears of this task's bytes as they go out.
     """
     if task.op is Op.DELETE_VERSION:
         return await _delete_version(task, ctx)
@@ -73,7 +81,7 @@ async def execute(
         if held:
             return Completion(task, Outcome.ALREADY, target_version=held)
     try:
-        return await _copy(task, ctx)
+        return await _copy(task, ctx, progress)
     except NotFoundError:
         # Deleted on the source before we got to it: nothing to copy. A delete
         # marker or version delete that followed is a task of its own.
@@ -107,7 +115,42 @@ def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -
     return headers
 
 
-async def _copy(task: Task, ctx: TransferContext) -> Completion:
+async def _upload(
+    ctx: TransferContext,
+    progress: Progress,
+    body: bytes,
+    send: Callable[[bytes | AsyncIterator[bytes]], Awaitable[T]],
+) -> T:
+    """Send a body: small ones whole, larger ones in chunks counted as the socket takes them.
+
+    Rates and per-transfer progress then show bytes moving during a long PUT,
+    and the bandwidth limit paces chunks instead of whole 8 MiB parts.
+    """
+
+    def moved(nbytes: int) -> None:
+        ctx.on_bytes(nbytes)
+        progress(nbytes)
+
+    if len(body) <= STREAM_CHUNK:
+        if ctx.limit is not None:
+            await ctx.limit.take(len(body))
+        result = await send(body)
+        moved(len(body))
+        return result
+
+    async def chunks() -> AsyncIterator[bytes]:
+        view = memoryview(body)
+        for start in range(0, len(body), STREAM_CHUNK):
+            piece = view[start : start + STREAM_CHUNK]
+            if ctx.limit is not None:
+                await ctx.limit.take(len(piece))
+            yield piece  # type: ignore[misc]  # aiohttp writes any bytes-like
+            moved(len(piece))
+
+    return await send(chunks())
+
+
+async def _copy(task: Task, ctx: TransferContext, progress: Progress) -> Completion:
     policy = ctx.policy
     async with ctx.source.get(policy.source_bucket, task.key, task.version_id) as (head, stream):
         if head.metadata.get(ORIGIN) == ctx.target_origin:
@@ -124,12 +167,15 @@ async def _copy(task: Task, ctx: TransferContext) -> Completion:
             if "-" not in head.etag and head.etag and digest.hexdigest() != head.etag:
                 raise TransientError(f"GET {task.key}: content does not match the source ETag")
             headers["Content-MD5"] = base64.b64encode(digest.digest()).decode()
-            if ctx.limit is not None:
-                await ctx.limit.take(len(body))
-            version, _ = await ctx.target.put(policy.target_bucket, task.key, body, headers)
-            ctx.on_bytes(len(body))
+            headers["Content-Length"] = str(len(body))
+            version, _ = await _upload(
+                ctx,
+                progress,
+                body,
+                lambda data: ctx.target.put(policy.target_bucket, task.key, data, headers),
+            )
         else:
-            version = await _multipart(task, ctx, head, stream, headers)
+            version = await _multipart(task, ctx, head, stream, headers, progress)
     return Completion(task, Outcome.REPLICATED, bytes=head.size, target_version=version)
 
 
@@ -139,6 +185,7 @@ async def _multipart(
     head: ObjectHead,
     stream: asyncio.StreamReader,
     headers: dict[str, str],
+    progress: Progress,
 ) -> str:
     bucket = ctx.policy.target_bucket
     upload = await ctx.target.create_multipart(bucket, task.key, headers)
@@ -148,12 +195,14 @@ async def _multipart(
     async def send(number: int, body: bytes) -> None:
         try:
             md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-            if ctx.limit is not None:
-                await ctx.limit.take(len(body))
-            etags[number] = await ctx.target.upload_part(
-                bucket, task.key, upload, number, body, md5
+            etags[number] = await _upload(
+                ctx,
+                progress,
+                body,
+                lambda data: ctx.target.upload_part(
+                    bucket, task.key, upload, number, data, md5, len(body)
+                ),
             )
-            ctx.on_bytes(len(body))
         finally:
             slots.release()
 

@@ -99,6 +99,7 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
 
 
 def main() -> None:
-    from engine.cli import alias, progress, replicate, run  # noqa: F401 - registers the commands
+    from engine.cli import alias, progress, replicate, resync, run, verify  # noqa: F401
+    from tui import cli as console  # noqa: F401 - `mirrorline tui`
 
     cli(prog_name="mirrorline")

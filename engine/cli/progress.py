@@ -2,72 +2,105 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from engine.cli import Context
 from engine.cli.output import age, emit_json, size, table
-from engine.cli.replicate import State, replicate, select, state_label, with_state
+from engine.cli.replicate import State, replicate, select, with_service, with_state
 from engine.diff import diff_policy
 from engine.errors import UserError
-from engine.model import Counts, TaskState
-from engine.policies import Policy
+from engine.model import Task, TaskState
+from engine.policies import parse_path
+from engine.service import MAX_PAGE, Service
+from engine.snapshot import Latency, PolicyStats, Snapshot
+
+T = TypeVar("T")
+
+
+def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--connect/--token: act on a running engine over its HTTP API instead of the state dir."""
+    fn = click.option(
+        "--token",
+        envvar="MIRRORLINE_TOKEN",
+        help="The engine's API token (default: $MIRRORLINE_TOKEN).",
+    )(fn)
+    return click.option(
+        "--connect", metavar="URL", help="A running engine's API, e.g. http://host:7480."
+    )(fn)
+
+
+def _chosen(snapshot: Snapshot, path: str | None, policy_id: str | None) -> list[PolicyStats]:
+    chosen = snapshot.policies
+    if path:
+        alias, bucket = parse_path(path, "ALIAS/BUCKET")
+        chosen = [p for p in chosen if p.source == f"{alias}/{bucket}"]
+        if not chosen:
+            raise UserError(f"no replication policy for {path}")
+    if policy_id:
+        chosen = [p for p in chosen if p.id == policy_id]
+        if not chosen:
+            raise UserError(f"no policy with id {policy_id!r}")
+    return chosen
+
+
+def status_row(p: PolicyStats, snap: Snapshot) -> dict[str, Any]:
+    """One policy as `status --json` shows it: the snapshot, flattened for scripts."""
+    live = snap.engine.running
+    links = {link.alias: link for link in snap.links}
+    hour = p.latency.get("1h", {}).get("all", Latency())
+    b = p.backlog
+    return {
+        "id": p.id,
+        "source": p.source,
+        "target": p.target,
+        "state": p.state,
+        "replicated": b.replicated,
+        "replicated_bytes": b.replicated_bytes,
+        "skipped": b.skipped,
+        "pending": b.pending,
+        "pending_bytes": b.pending_bytes,
+        "in_flight": b.in_flight,
+        "in_flight_bytes": b.in_flight_bytes,
+        "retrying": b.retrying,
+        "retrying_bytes": b.retrying_bytes,
+        "failed": b.failed,
+        "failed_bytes": b.failed_bytes,
+        "lag_seconds": b.oldest_pending_age,
+        "latency_p50": hour.p50,
+        "latency_p99": hour.p99,
+        "rate_bytes": p.rate.current_bytes if live else 0.0,
+        "rate_objects": p.rate.current_objects if live else 0.0,
+        "peak_bytes": p.rate.peak_bytes,
+        "sent_bytes_total": p.sent_bytes_total,
+        "bandwidth_limit": p.bandwidth_limit,
+        "errors_last_hour": sum(p.errors.last_hour.values()),
+        "errors_total": sum(p.errors.total.values()),
+        "target_online": links[p.target_alias].online if p.target_alias in links else None,
+        "scans": p.scans,
+        "last_scan_at": p.last_scan_at,
+        "scan_error": p.scan_error,
+    }
 
 
 @replicate.command("status")
 @click.argument("path", required=False, metavar="[ALIAS/BUCKET]")
 @click.option("--json", "as_json", is_flag=True)
+@remote_options
 @click.pass_obj
-def status(ctx: Context, path: str | None, as_json: bool) -> None:
+def status(
+    ctx: Context, path: str | None, as_json: bool, connect: str | None, token: str | None
+) -> None:
     """Per policy: replicated, pending, in flight, retrying, failed, lag and rate."""
-
-    async def work(state: State) -> tuple[list[Policy], dict[str, Counts], bool, dict[str, Any]]:
-        policies = select(await state.store.all(), path, None)
-        counts = await state.queue.counts()
-        paused = await state.store.engine_paused()
-        return policies, counts, paused, await state.store.engine_snapshot()
-
-    policies, counts, paused, live = with_state(ctx, work)
-    now = time.time()
-    fresh = bool(live.get("running")) and now - live.get("updated_at", 0) < 10
-    report = []
-    for p in policies:
-        c = counts.get(p.id, Counts())
-        rate = live.get("rates", {}).get(p.id, [0.0, 0.0]) if fresh else [0.0, 0.0]
-        report.append(
-            {
-                "id": p.id,
-                "source": p.source,
-                "target": p.target,
-                "state": state_label(p, paused),
-                "replicated": c.replicated,
-                "replicated_bytes": c.replicated_bytes,
-                "skipped": c.skipped,
-                "pending": c.pending,
-                "pending_bytes": c.pending_bytes,
-                "in_flight": c.in_flight,
-                "retrying": c.retrying,
-                "failed": c.failed,
-                "failed_bytes": c.failed_bytes,
-                "lag_seconds": now - c.oldest_pending_at if c.oldest_pending_at else 0.0,
-                "rate_bytes": rate[0],
-                "bandwidth_limit": p.bandwidth,
-                "rate_objects": rate[1],
-                "target_online": live.get("links", {}).get(p.target_alias, {}).get("online")
-                if fresh
-                else None,
-                "scans": live.get("scans", {}).get(p.id, [0, None])[0],
-                "last_scan_at": live.get("scans", {}).get(p.id, [0, None])[1],
-                "scan_error": live.get("scan_errors", {}).get(p.id, "") if fresh else "",
-            }
-        )
+    snap = with_service(ctx, connect, token, lambda service: service.status())
+    report = [status_row(p, snap) for p in _chosen(snap, path, None)]
+    running, paused = snap.engine.running, snap.engine.paused
     if as_json:
-        emit_json({"engine_running": fresh, "engine_paused": paused, "policies": report})
+        emit_json({"engine_running": running, "engine_paused": paused, "policies": report})
         return
-    click.echo(f"engine: {'running' if fresh else 'not running'}{', paused' if paused else ''}")
+    click.echo(f"engine: {'running' if running else 'not running'}{', paused' if paused else ''}")
     table(
         (
             "ID",
@@ -92,7 +125,7 @@ def status(ctx: Context, path: str | None, as_json: bool) -> None:
                 r["retrying"],
                 r["failed"],
                 age(r["lag_seconds"]) if r["pending"] else "-",
-                (f"{size(r['rate_bytes'])}/s {r['rate_objects']:.0f} obj/s" if fresh else "-")
+                (f"{size(r['rate_bytes'])}/s {r['rate_objects']:.0f} obj/s" if running else "-")
                 + (f" (limit {size(r['bandwidth_limit'])}/s)" if r["bandwidth_limit"] else ""),
             )
             for r in report
@@ -109,20 +142,32 @@ def status(ctx: Context, path: str | None, as_json: bool) -> None:
 @click.option("--failed", "only_failed", is_flag=True, help="Only failed tasks.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
+@remote_options
 @click.pass_obj
 def backlog(
-    ctx: Context, path: str, policy_id: str | None, only_failed: bool, limit: int, as_json: bool
+    ctx: Context,
+    path: str,
+    policy_id: str | None,
+    only_failed: bool,
+    limit: int,
+    as_json: bool,
+    connect: str | None,
+    token: str | None,
 ) -> None:
     """Unreplicated tasks with their last error."""
     states = [TaskState.FAILED] if only_failed else list(TaskState)
 
-    async def work(state: State) -> list[Any]:
-        tasks = []
-        for p in select(await state.store.all(), path, policy_id):
-            tasks += await state.queue.tasks(p.id, states, limit=limit)
+    async def work(service: Service) -> list[Task]:
+        tasks: list[Task] = []
+        for p in _chosen(await service.status(), path, policy_id):
+            after: int | None = 0
+            while after is not None and len(tasks) < limit:
+                page = await service.tasks(states, p.id, min(MAX_PAGE, limit - len(tasks)), after)
+                tasks += page.tasks
+                after = page.next
         return tasks[:limit]
 
-    tasks = with_state(ctx, work)
+    tasks = with_service(ctx, connect, token, work)
     rows = [
         {
             "id": t.id,
@@ -163,37 +208,31 @@ def backlog(
 @click.argument("task_ids", nargs=-1, type=int)
 @click.option("--id", "policy_id")
 @click.option("--all", "retry_all", is_flag=True, help="Every failed task (of --id, if given).")
+@remote_options
 @click.pass_obj
-def retry(ctx: Context, task_ids: tuple[int, ...], policy_id: str | None, retry_all: bool) -> None:
+def retry(
+    ctx: Context,
+    task_ids: tuple[int, ...],
+    policy_id: str | None,
+    retry_all: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
     """Queue failed tasks again, with a fresh attempt budget."""
     if bool(task_ids) == retry_all:
         raise UserError("give task ids or --all")
-
-    async def work(state: State) -> int:
-        if policy_id:
-            await state.store.get(policy_id)
-        if task_ids:
-            found = {
-                t.id
-                for t in await state.queue.tasks(
-                    policy_id, [TaskState.FAILED, TaskState.RETRYING], limit=100000
-                )
-                if t.id in task_ids
-            }
-            missing = sorted(set(task_ids) - found)
-            if missing:
-                listed = ", ".join(map(str, missing[:10]))
-                raise UserError(f"no failed or retrying task with id {listed}")
-        return await state.queue.requeue(policy_id, task_ids)
-
-    click.echo(f"{with_state(ctx, work)} task(s) queued again.")
+    count = with_service(ctx, connect, token, lambda s: s.retry(task_ids, policy_id))
+    click.echo(f"{count} task(s) queued again.")
 
 
 def _pause_command(paused: bool) -> Callable[..., None]:
     @click.option("--id", "policy_id", help="One policy (default: the whole engine).")
+    @remote_options
     @click.pass_obj
-    def command(ctx: Context, policy_id: str | None) -> None:
-        with_state(ctx, lambda state: state.store.set_paused(paused, policy_id))
+    def command(
+        ctx: Context, policy_id: str | None, connect: str | None, token: str | None
+    ) -> None:
+        with_service(ctx, connect, token, lambda s: s.set_paused(paused, policy_id))
         what = f"policy {policy_id}" if policy_id else "engine"
         click.echo(f"Replication {'paused' if paused else 'resumed'} for {what}.")
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -13,6 +13,7 @@ from engine.aliases import AliasBook
 from engine.checks import check_policy
 from engine.cli import Context, cli, run_async
 from engine.cli.output import emit_json, size, table
+from engine.client import RemoteService
 from engine.db import open_db
 from engine.errors import UserError
 from engine.policies import (
@@ -20,7 +21,6 @@ from engine.policies import (
     Policy,
     PolicyStore,
     format_tags,
-    new_id,
     parse_bandwidth,
     parse_id,
     parse_path,
@@ -29,6 +29,9 @@ from engine.policies import (
     parse_tags,
 )
 from engine.queue.sqlite import SQLiteQueue
+from engine.service import LocalService, PolicySpec, Service
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,6 +54,25 @@ def with_state(ctx: Context, work: Callable[[State], Any]) -> Any:
     async def go() -> Any:
         async with opened(ctx) as state:
             return await work(state)
+
+    return run_async(go())
+
+
+def with_service(
+    ctx: Context, connect: str | None, token: str | None, work: Callable[[Service], Awaitable[T]]
+) -> T:
+    """Run `work` on the engine at `connect` (HTTP API), or on the local state dir."""
+
+    async def go() -> T:
+        service: Service = (
+            RemoteService(connect, token or "")
+            if connect
+            else await LocalService.open(ctx.state_dir)
+        )
+        try:
+            return await work(service)
+        finally:
+            await service.close()
 
     return run_async(go())
 
@@ -123,27 +145,18 @@ def add(
             raise UserError("--id must not be empty")
         parse_id(policy_id)
 
-    async def work(state: State) -> Policy:
-        policy = Policy(
-            id=policy_id or new_id(),
-            priority=priority if priority is not None else await state.store.next_priority(),
-            source_alias=source_alias,
-            source_bucket=source_bucket,
-            target_alias=target_alias,
-            target_bucket=target_bucket,
-            prefix=parse_prefix(prefix or ""),
-            tags=parse_tags(tags or ""),
-            replicate=parse_replicate(replicate_ops)
-            if replicate_ops is not None
-            else frozenset(OPERATIONS),
-            bandwidth=parse_bandwidth(bandwidth) if bandwidth else 0,
-            enabled=not disable,
-        )
-        await state.store.check_new(policy)
-        await check_policy(policy, state.book)
-        return await state.store.add(policy)
-
-    policy = with_state(ctx, work)
+    spec = PolicySpec(
+        source=f"{source_alias}/{source_bucket}",
+        target=f"{target_alias}/{target_bucket}",
+        id=policy_id,
+        priority=priority,
+        prefix=prefix or "",
+        tags=tags or "",
+        replicate=replicate_ops,
+        bandwidth=bandwidth or "",
+        enabled=not disable,
+    )
+    policy = with_service(ctx, None, None, lambda service: service.add_policy(spec))
     click.echo(f"Replication policy {policy.id} added: {policy.source} -> {policy.target}")
 
 
@@ -207,14 +220,13 @@ def rm(ctx: Context, policy_id: str | None, remove_all: bool, force: bool) -> No
     if remove_all and not force:
         raise UserError("--all removes every policy; add --force to confirm")
 
-    async def work(state: State) -> list[str]:
-        ids = [policy_id] if policy_id else [p.id for p in await state.store.all()]
+    async def work(service: Service) -> list[str]:
+        ids = [policy_id] if policy_id else [p.id for p in await service.policies()]
         for pid in ids:
-            await state.store.remove(pid)
-            await state.queue.drop_policy(pid)
+            await service.remove_policy(pid)
         return ids
 
-    for pid in with_state(ctx, work):
+    for pid in with_service(ctx, None, None, work):
         click.echo(f"Replication policy {pid} removed.")
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from pathlib import Path
 
 import click
 
+from engine import statedir
+from engine.api import listen_socket
 from engine.cli import Context, cli
 from engine.engine import Engine, EngineConfig
+from engine.snapshot import Snapshot
 
 
 @cli.command()
@@ -39,6 +44,17 @@ from engine.engine import Engine, EngineConfig
     show_default=True,
     help="Replicated versions per second whose tags are compared (metadata-sync; 0: off).",
 )
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve the HTTP API and /metrics here (e.g. 127.0.0.1:7480).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The API's bearer token (default: STATE_DIR/api-token, created on first start).",
+)
+@click.option("--metrics-public", is_flag=True, help="Serve /metrics without the token.")
 @click.pass_obj
 def run(
     ctx: Context,
@@ -47,6 +63,9 @@ def run(
     until_synced: bool,
     no_events: bool,
     tag_sweep_rate: float,
+    listen: str | None,
+    token_file: Path | None,
+    metrics_public: bool,
 ) -> None:
     """Run the replication engine (SIGINT/SIGTERM drain gracefully)."""
     config = EngineConfig(
@@ -55,16 +74,31 @@ def run(
         scan_interval=scan_interval,
         events=not no_events,
         tag_sweep_rate=tag_sweep_rate,
+        metrics_public=metrics_public,
     )
+    if listen is not None:
+        token_path = token_file or statedir.ensure(ctx.state_dir) / "api-token"
+        config.token = statedir.api_token(token_path)
+        config.listen = listen_socket(listen)
+        host, port = config.listen.getsockname()[:2]
+        click.echo(f"API on http://{host}:{port} (token in {token_path})", err=True)
 
-    async def main() -> None:
+    async def main() -> Snapshot | None:
         engine = Engine(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await engine.run(stop, until_synced=until_synced)
+        return engine.snapshot
 
     if not until_synced:
         click.echo(f"mirrorline engine running on {ctx.state_dir} (Ctrl-C to stop)", err=True)
-    asyncio.run(main())
+    final = asyncio.run(main())
+    failed = sum(p.backlog.failed for p in final.policies) if final else 0
+    if until_synced and failed:
+        click.echo(
+            f"mirrorline: {failed} task(s) failed; see `mirrorline replicate backlog --failed`",
+            err=True,
+        )
+        sys.exit(1)

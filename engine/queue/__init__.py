@@ -72,14 +72,20 @@ class TaskQueue(abc.ABC):
         states: Sequence[TaskState] = (),
         limit: int = 100,
         after: int = 0,
+        query: str = "",
+        descending: bool = False,
     ) -> list[Task]:
-        """A page of tasks ordered by id, starting after the cursor `after`."""
+        """A page of tasks in id order, past the cursor `after`; `query` matches key or error."""
 
     @abc.abstractmethod
     async def replicas(
         self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
     ) -> list[Replica]:
         """Replica map rows with low < key <= high (high None: to the end), keys ascending."""
+
+    @abc.abstractmethod
+    async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:
+        """The target version replicating one source version (None: no replica recorded)."""
 
     @abc.abstractmethod
     async def newest_replicas(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import aiosqlite
+
 from engine.db import Database
 from engine.model import Completion, Counts, NewTask, Op, Outcome, Task, TaskState
 from engine.queue import Replica, TaskQueue
@@ -117,20 +119,30 @@ class SQLiteQueue(TaskQueue):
             ids = [c.task.id for c in done]
             marks = ",".join("?" * len(ids))
             async with conn.execute(
-                f"DELETE FROM tasks WHERE id IN ({marks}) RETURNING id", ids
+                f"DELETE FROM tasks WHERE id IN ({marks}) RETURNING id, resync", ids
             ) as cur:
-                existed = {row[0] for row in await cur.fetchall()}
+                existed = {row[0]: row[1] for row in await cur.fetchall()}
             # A task whose row is gone belonged to a policy removed meanwhile: recording
             # it would resurrect that policy's totals and replica map.
             done = [c for c in done if c.task.id in existed]
             totals: dict[str, list[int]] = {}
+            resyncs: dict[int, list[int]] = {}  # tasks a resync queued: its own counters
             for c in done:
                 agg = totals.setdefault(c.task.policy, [0, 0, 0])
-                if c.outcome is Outcome.SKIPPED:
+                skipped = c.outcome is Outcome.SKIPPED
+                if skipped:
                     agg[2] += 1
                 else:
                     agg[0] += 1
                     agg[1] += c.bytes
+                if existed[c.task.id]:
+                    resyncs.setdefault(existed[c.task.id], [0, 0])[skipped] += 1
+            if resyncs:
+                await conn.executemany(
+                    "UPDATE resyncs SET replicated = replicated + ?, skipped = skipped + ? "
+                    "WHERE id = ?",
+                    [(n[0], n[1], rid) for rid, n in resyncs.items()],
+                )
             await conn.executemany(
                 "INSERT INTO totals (policy, replicated, replicated_bytes, skipped) "
                 "VALUES (?, ?, ?, ?) ON CONFLICT(policy) DO UPDATE SET "
@@ -248,15 +260,32 @@ class SQLiteQueue(TaskQueue):
         states: Sequence[TaskState] = (),
         limit: int = 100,
         after: int = 0,
+        query: str = "",
+        descending: bool = False,
     ) -> list[Task]:
-        where, args = ["id > ?"], [after]
+        where: list[str] = []
+        args: list[object] = []
+        if after:
+            where.append("id < ?" if descending else "id > ?")
+            args.append(after)
+        if query:
+            # Substring of the key or the error, case-insensitive, like `/` in less.
+            where.append("(instr(lower(key), ?) > 0 OR instr(lower(last_error), ?) > 0)")
+            args += [query.lower()] * 2
         if policy:
             where.append("policy = ?")
             args.append(policy)
         if states:
             where.append(f"state IN ({','.join('?' * len(states))})")
             args.extend(s.value for s in states)
-        sql = f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+            if set(states) <= {TaskState.FAILED, TaskState.RETRYING}:
+                # Spelled as in the partial index tasks_parked, so SQLite uses it: a
+                # page of failures costs the same under a backlog of millions.
+                where.append("state IN ('failed', 'retrying')")
+        sql = (
+            f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where) or '1'} "
+            f"ORDER BY id {'DESC' if descending else ''} LIMIT ?"
+        )
         async with self._db.conn.execute(sql, (*args, limit)) as cur:
             return [_task(tuple(r)) for r in await cur.fetchall()]
 
@@ -276,6 +305,14 @@ class SQLiteQueue(TaskQueue):
             args.append(high)
         async with self._db.conn.execute(sql + " ORDER BY key LIMIT ?", [*args, limit]) as cur:
             return [Replica(*row) for row in await cur.fetchall()]
+
+    async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:
+        rows = await self._db.rows(
+            "SELECT target_version FROM replicas WHERE policy = ? AND key = ? "
+            "AND source_version = ?",
+            (policy, key, source_version),
+        )
+        return rows[0][0] if rows else None
 
     async def newest_replicas(
         self, policy: str, keys: Sequence[str]
@@ -300,3 +337,53 @@ class SQLiteQueue(TaskQueue):
 
     async def close(self) -> None:
         await self._db.close()
+
+    @staticmethod
+    async def enqueue_resync(
+        conn: aiosqlite.Connection, resync: int, tasks: Sequence[NewTask]
+    ) -> int:
+        """Queue a resync's copies inside the caller's transaction (its checkpoint's).
+
+        The resync compared the source with what the target really holds and found
+        these versions missing from it, whatever the replica map says: their map rows
+        are stale, and `enqueue`'s re-check would refuse them (a NULL row, "nothing
+        to copy", has no stale replica to name). So each row is dropped first, but only
+        while it still says what the resync read before it listed the target: the
+        replica it saw in `target_version` ('' for none), or NULL (the transfer decides
+        that one again). A copy that completed meanwhile wrote a row the resync never
+        saw: it stays and blocks the insert, as in `enqueue`, so no version is copied
+        twice. With the stale rows gone, the transfer's "never overwrite a newer
+        version" check stops trusting them too. Rows carry `resync` for its counters.
+        """
+        if not tasks:
+            return 0
+        now = time.time()
+        await conn.executemany(
+            "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ? "
+            "AND (target_version IS NULL OR target_version = ?)",
+            [(t.policy, t.key, t.version_id, t.target_version) for t in tasks],
+        )
+        cur = await conn.executemany(
+            "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
+            "seq, target_version, target_has_key, next_at, created_at, updated_at, resync) "
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12 WHERE NOT EXISTS "
+            "(SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3)",
+            [
+                (
+                    t.policy,
+                    t.key,
+                    t.version_id,
+                    t.op.value,
+                    t.size,
+                    t.etag,
+                    t.src_mtime,
+                    t.seq,
+                    t.target_version,
+                    int(t.target_has_key),
+                    now,
+                    resync,
+                )
+                for t in tasks
+            ],
+        )
+        return cur.rowcount

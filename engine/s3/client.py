@@ -27,6 +27,7 @@ from engine.errors import MirrorlineError, TransientError, classify
 from engine.s3.sigv4 import Signer, encode_path, encode_query
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+Body = bytes | AsyncIterator[bytes]  # an iterator needs a Content-Length header beside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ class S3Client:
         key: str = "",
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
-        body: bytes | None = None,
+        body: Body | None = None,
         what: str = "",
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send one signed request; S3 errors come out as MirrorlineError values."""
@@ -251,7 +252,7 @@ class S3Client:
             return head_from(resp.headers)
 
     async def put(
-        self, bucket: str, key: str, body: bytes, headers: dict[str, str]
+        self, bucket: str, key: str, body: Body, headers: dict[str, str]
     ) -> tuple[str, str]:
         """Single PUT; returns (version id, etag)."""
         async with self.request(
@@ -265,11 +266,18 @@ class S3Client:
             return _text(ET.fromstring(await r.read()), "UploadId")
 
     async def upload_part(
-        self, bucket: str, key: str, upload_id: str, number: int, body: bytes, md5: str
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        body: Body,
+        md5: str,
+        length: int,
     ) -> str:
         params = {"partNumber": str(number), "uploadId": upload_id}
         what = f"upload part {number} {bucket}/{key}"
-        headers = {"Content-MD5": md5}
+        headers = {"Content-MD5": md5, "Content-Length": str(length)}
         async with self.request("PUT", bucket, key, params, headers, body, what) as r:
             return r.headers.get("ETag", "")
 

@@ -1,0 +1,496 @@
+"""The HTTP API: in-process through httpx's ASGI transport, and end to end through a real
+`mirrorline run --listen` (uvicorn) replicating between the two SeaweedFS servers."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.aliases import Alias, AliasBook
+from engine.api import create_app
+from engine.db import open_db
+from engine.model import NewTask, Op
+from engine.policies import Policy, PolicyStore
+from engine.queue.sqlite import SQLiteQueue
+from engine.service import LocalService
+from tests.conftest import Pair, eventually, make_bucket
+
+TOKEN = "test-token-0123456789abcdef"
+SECRET = "alias-secret-key-never-shown"
+ENDPOINTS = [
+    ("GET", "/v1/status", None),
+    ("GET", "/v1/policies", None),
+    ("POST", "/v1/policies", {"source": "a/b", "target": "c/d"}),
+    ("DELETE", "/v1/policies/p1", None),
+    ("GET", "/v1/tasks?state=failed", None),
+    ("GET", "/v1/transfers", None),
+    ("GET", "/v1/history?since=0", None),
+    ("POST", "/v1/pause", {}),
+    ("POST", "/v1/resume", {}),
+    ("POST", "/v1/retry", {"all": True}),
+    ("GET", "/v1/audit", None),
+    ("POST", "/v1/events/minio", {"Records": []}),
+    ("GET", "/metrics", None),
+]
+
+
+def minio_event(name: str, bucket: str, key: str, version: str, size: int = 1) -> dict[str, Any]:
+    """One record as MinIO's notify_webhook sends it (keys URL-encoded, as S3 events do)."""
+    return {
+        "eventVersion": "2.0",
+        "eventSource": "minio:s3",
+        "eventTime": "2026-11-25T07:00:00.000Z",
+        "eventName": name,
+        "s3": {
+            "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+            "object": {
+                "key": key.replace(" ", "+"),
+                "size": size,
+                "eTag": "0123456789abcdef0123456789abcdef",
+                "versionId": version,
+                "sequencer": "17A0B0C0D0E0F000",
+            },
+        },
+    }
+
+
+# -- in process --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def app_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, LocalService]]:
+    db = await open_db(tmp_path / "mirrorline.db")
+    book = AliasBook(tmp_path / "aliases.json")
+    book.set(Alias("src", "http://127.0.0.1:1", "key", SECRET))
+    service = LocalService(db, book, actor="api")
+    await PolicyStore(db).add(Policy("p1", 1, "src", "bucket-a", "dst", "bucket-b", prefix="logs/"))
+    transport = httpx.ASGITransport(app=create_app(service, TOKEN))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as client:
+        yield client, service
+    await db.close()
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+@pytest.mark.parametrize("auth", [None, "Bearer wrong-token-0123456789", TOKEN, "Basic eDp5"])
+async def test_every_endpoint_requires_the_token(
+    app_client: tuple[httpx.AsyncClient, LocalService],
+    method: str,
+    path: str,
+    body: Any,
+    auth: str | None,
+) -> None:
+    client, _ = app_client
+    headers = {"Authorization": auth} if auth else {}
+    client.headers.pop("Authorization")
+    resp = await client.request(method, path, json=body, headers=headers)
+    assert resp.status_code == 401
+    assert resp.headers["www-authenticate"] == "Bearer"
+    assert set(resp.json()) == {"error"}
+
+
+async def test_metrics_can_be_public(tmp_path: Path) -> None:
+    db = await open_db(tmp_path / "mirrorline.db")
+    service = LocalService(db, AliasBook(tmp_path / "aliases.json"))
+    app = create_app(service, TOKEN, metrics_public=True)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as client:
+        assert (await client.get("/metrics")).status_code == 200
+        assert (await client.get("/v1/status")).status_code == 401
+    await db.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("POST", "/v1/policies", b"{not json", 400, "not valid JSON"),
+        ("POST", "/v1/policies", b"[1, 2]", 400, "JSON object"),
+        ("POST", "/v1/policies", {"target": "dst/bucket-b"}, 400, "'source' is required"),
+        ("POST", "/v1/policies", {"source": "src/bucket-a", "target": 5}, 400, "'target' must be"),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "src/bucket-a", "target": "dst/bucket-b", "x": 1},
+            400,
+            "unknown field",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "src/bucket-a", "target": "dst/bucket-b", "priority": "1"},
+            400,
+            "int",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "src/bucket-a", "target": "dst/bucket-b", "enabled": 1},
+            400,
+            "bool",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "nobucket", "target": "dst/bucket-b"},
+            422,
+            "ALIAS/BUCKET",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "src/bucket-a", "target": "dst/bucket-b", "bandwidth": "9 parsecs"},
+            422,
+            "bandwidth",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "src/bucket-a", "target": "dst/bucket-b", "replicate": ["x"]},
+            422,
+            "x",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"source": "ghost/bucket-a", "target": "dst/bucket-b"},
+            422,
+            "unknown alias",
+        ),
+        (
+            "POST",
+            "/v1/policies",
+            {"id": "p1", "source": "src/bucket-a", "target": "dst/bucket-b"},
+            422,
+            "exists",
+        ),
+        ("DELETE", "/v1/policies/nope", None, 404, "no policy with id"),
+        ("GET", "/v1/tasks?state=broken", None, 422, "unknown task state"),
+        ("GET", "/v1/tasks?limit=many", None, 400, "'limit' must be a number"),
+        ("GET", "/v1/tasks?limit=0", None, 422, "limit must be between"),
+        ("GET", "/v1/tasks?policy=nope", None, 404, "no policy with id"),
+        ("GET", "/v1/history?since=yesterday", None, 400, "'since' must be a number"),
+        ("POST", "/v1/pause", {"policy": 3}, 400, "'policy' must be a str"),
+        ("POST", "/v1/pause", {"policy": "nope"}, 404, "no policy with id"),
+        ("POST", "/v1/retry", {}, 400, "either 'ids' or 'all'"),
+        ("POST", "/v1/retry", {"ids": [1], "all": True}, 400, "either 'ids' or 'all'"),
+        ("POST", "/v1/retry", {"ids": ["1"]}, 400, "list of task ids"),
+        ("POST", "/v1/retry", {"ids": [424242]}, 422, "no failed or retrying task with id 424242"),
+        ("POST", "/v1/events/minio", {"nope": 1}, 422, "Records"),
+        ("POST", "/v1/events/minio", {"Records": [{"eventName": "x"}]}, 422, "record 0"),
+        ("GET", "/v1/nothing", None, 404, "no such endpoint"),
+        ("PUT", "/v1/status", None, 405, "not allowed"),
+    ],
+)
+async def test_malformed_input_gets_a_message_and_changes_nothing(
+    app_client: tuple[httpx.AsyncClient, LocalService],
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    message: str,
+) -> None:
+    client, service = app_client
+    before = [p.public() for p in await service.policies()]
+    raw = body if isinstance(body, bytes) else None
+    resp = await client.request(method, path, content=raw, json=None if raw else body)
+    assert resp.status_code == status, resp.text
+    assert message in resp.json()["error"]
+    assert "Traceback" not in resp.text and SECRET not in resp.text
+    assert [p.public() for p in await service.policies()] == before
+    assert await service.audit() == []
+
+
+async def test_tasks_page_through_failures_with_a_cursor(
+    app_client: tuple[httpx.AsyncClient, LocalService],
+) -> None:
+    client, service = app_client
+    queue = SQLiteQueue(service.db)
+    await queue.enqueue([NewTask("p1", f"logs/{i:03}", "v1", Op.PUT, size=i) for i in range(50)])
+    claimed = await queue.claim(["p1"], 50, 60)
+    failing = claimed[::3]
+    for task in failing:
+        await queue.fail(task, f"PUT {task.key}: AccessDenied", "permanent")
+    seen: list[int] = []
+    after: int | None = 0
+    while after is not None:
+        resp = await client.get("/v1/tasks", params={"state": "failed", "limit": 7, "after": after})
+        page = resp.json()
+        assert len(page["tasks"]) <= 7
+        seen += [t["id"] for t in page["tasks"]]
+        after = page["next"]
+    assert seen == sorted(t.id for t in failing)
+    one = (await client.get("/v1/tasks", params={"state": "failed", "limit": 1})).json()["tasks"][0]
+    assert one["state"] == "failed" and one["error_class"] == "permanent"
+    assert one["last_error"].endswith("AccessDenied")
+
+
+async def test_webhook_enqueues_once_per_record_even_when_posted_twice(
+    app_client: tuple[httpx.AsyncClient, LocalService],
+) -> None:
+    client, service = app_client
+    payload = {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": "bucket-a/logs/a b.txt",
+        "Records": [
+            minio_event("s3:ObjectCreated:Put", "bucket-a", "logs/a b.txt", "v1"),
+            minio_event("s3:ObjectCreated:CompleteMultipartUpload", "bucket-a", "logs/c", "v7"),
+            minio_event("s3:ObjectRemoved:DeleteMarkerCreated", "bucket-a", "logs/c", "dm1"),
+            minio_event("s3:ObjectCreated:Put", "bucket-a", "other/not-in-prefix", "v1"),
+            minio_event("s3:ObjectCreated:Put", "another-bucket", "logs/x", "v1"),
+            minio_event("s3:ObjectRemoved:Delete", "bucket-a", "logs/never-copied", "v3"),
+        ],
+    }
+    first = (await client.post("/v1/events/minio", json=payload)).json()
+    second = (await client.post("/v1/events/minio", json=payload)).json()
+    assert first == {"records": 6, "enqueued": 3}
+    assert second == {"records": 6, "enqueued": 0}
+    rows = await service.db.rows("SELECT key, version_id, op FROM tasks ORDER BY key, op")
+    assert [tuple(r) for r in rows] == [
+        ("logs/a b.txt", "v1", "put"),
+        ("logs/c", "dm1", "delete-marker"),
+        ("logs/c", "v7", "put"),
+    ]
+    other_alias = await client.post("/v1/events/minio?alias=elsewhere", json=payload)
+    assert other_alias.json()["enqueued"] == 0
+
+
+# -- end to end through a real `mirrorline run --listen` -----------------------------------
+
+
+class Api:
+    """A running engine's API as a script would use it."""
+
+    def __init__(self, pair: Pair, proc: subprocess.Popen[bytes]) -> None:
+        self.pair = pair
+        self.proc = proc
+        log = pair.state_dir / f"engine-{len(pair.engines) - 1}.log"
+        line = eventually(lambda: re.search(r"API on (http://\S+)", log.read_text()), 30)
+        self.url = line.group(1)
+        self.token = (pair.state_dir / "api-token").read_text().strip()
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+        self.seen: list[str] = []  # every response body, for the secrets check
+
+    def get(self, path: str, **params: Any) -> Any:
+        resp = self.http.get(path, params=params)
+        self.seen.append(resp.text)
+        assert resp.status_code == 200, resp.text
+        return resp.json() if path != "/metrics" else resp.text
+
+    def post(self, path: str, body: Any) -> Any:
+        resp = self.http.post(path, json=body)
+        self.seen.append(resp.text)
+        assert resp.status_code in (200, 201), resp.text
+        return resp.json()
+
+    def policy(self, policy_id: str) -> dict[str, Any]:
+        (found,) = [p for p in self.get("/v1/status")["policies"] if p["id"] == policy_id]
+        return found
+
+
+def start(pair: Pair, *options: str) -> Api:
+    return Api(pair, pair.start_engine("--listen", "127.0.0.1:0", *options))
+
+
+def queue_counts(state_dir: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    """Counted straight from the tasks table, not from the engine's counters."""
+    with sqlite3.connect(f"file:{state_dir / 'mirrorline.db'}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT policy, state, COUNT(*), COALESCE(SUM(size), 0) FROM tasks GROUP BY 1, 2"
+        ).fetchall()
+    return {(p, s): (n, b) for p, s, n, b in rows}
+
+
+def test_status_equals_an_independent_count_and_survives_a_restart(pair: Pair) -> None:
+    pair.seed("ok/", 40, 2048)
+    pair.add_policy()
+    broken = f"{pair.dst_bucket}-gone"
+    make_bucket(pair.dst, broken)
+    pair.ml(
+        "replicate",
+        "add",
+        f"src/{pair.src_bucket}",
+        "--remote-target",
+        f"dst/{broken}",
+        "--id",
+        "p2",
+        "--prefix",
+        "ok/001",
+    )
+    pair.ml("replicate", "pause", "--id", "p2")
+    api = start(pair)
+    eventually(lambda: api.policy("p2")["backlog"]["pending"] == 10, 60)
+    pair.dst.remove_bucket(broken)  # NoSuchBucket from now on: a permanent failure
+    api.post("/v1/resume", {"policy": "p2"})
+    eventually(lambda: api.policy("p2")["backlog"]["failed"] == 10, 60)
+    eventually(lambda: api.policy("p1")["backlog"]["replicated"] == 40, 60)
+
+    counted = queue_counts(pair.state_dir)
+    replicas = len(list(pair.dst.list_objects(pair.dst_bucket, recursive=True)))
+    before = {pid: api.policy(pid) for pid in ("p1", "p2")}
+    assert before["p1"]["backlog"]["replicated"] == replicas == 40
+    assert before["p1"]["backlog"]["replicated_bytes"] == 40 * 2048
+    assert before["p1"]["sent_bytes_total"] == 40 * 2048
+    assert (before["p2"]["backlog"]["failed"], before["p2"]["backlog"]["failed_bytes"]) == counted[
+        ("p2", "failed")
+    ]
+    assert set(counted) == {("p2", "failed")}  # nothing else is queued anywhere
+    for pid in ("p1", "p2"):
+        backlog = before[pid]["backlog"]
+        assert backlog["pending"] == backlog["in_flight"] == backlog["retrying"] == 0
+    assert before["p2"]["errors"]["since_start"] == {"NoSuchBucket": 10}
+    assert before["p1"]["latency"]["1h"]["all"]["count"] == 40
+    assert before["p1"]["latency"]["1h"]["<1MiB"]["p99"] is not None
+    target = next(t for t in api.get("/v1/status")["targets"] if t["alias"] == "dst")
+    assert target["backlog"]["failed"] == 10 and target["backlog"]["replicated"] == 40
+    assert target["online"] is True
+    failed = api.get("/v1/tasks", state="failed", policy="p2", limit=1000)
+    assert len(failed["tasks"]) == 10 and failed["next"] is None
+    assert all("NoSuchBucket" in t["last_error"] for t in failed["tasks"])
+
+    assert pair.stop_engine(api.proc) == 0
+    stopped_at = time.time()
+    api = start(pair)
+    after = {pid: api.policy(pid) for pid in ("p1", "p2")}
+    for pid in ("p1", "p2"):
+        assert after[pid]["backlog"] == before[pid]["backlog"] | {"oldest_pending_age": 0.0}
+        assert after[pid]["sent_bytes_total"] == before[pid]["sent_bytes_total"]
+        assert after[pid]["errors"]["total"] == before[pid]["errors"]["since_start"]
+        assert after[pid]["rate"]["peak_bytes"] >= before[pid]["rate"]["peak_bytes"]
+    assert after["p2"]["errors"]["since_start"] == {}
+    hist = [p for p in api.get("/v1/history", since=0, policy="p1") if p["at"] <= stopped_at]
+    assert hist and hist[-1]["replicated"] == 40
+    assert pair.stop_engine(api.proc) == 0
+
+
+def test_driven_over_http_with_secrets_kept_out(pair: Pair) -> None:
+    api = start(pair, "--scan-interval", "3600")
+    created = api.post(
+        "/v1/policies",
+        {
+            "source": f"src/{pair.src_bucket}",
+            "target": f"dst/{pair.dst_bucket}",
+            "id": "web",
+            "replicate": ["delete-marker", "delete", "metadata-sync"],
+            "bandwidth": "50MiB",
+        },
+    )
+    assert created["id"] == "web" and created["bandwidth"] == 50 * 1024**2
+    eventually(lambda: api.policy("web")["scans"] >= 1, 30)
+    api.post("/v1/pause", {"policy": "web"})
+    eventually(lambda: api.policy("web")["state"] == "paused", 10)
+
+    # MinIO would post these; SeaweedFS has no webhooks, so the test posts what MinIO sends.
+    versions = {key: pair.put(key, key.encode()) for key in ("a.txt", "dir/b c.txt", "c.txt")}
+    records = [
+        minio_event("s3:ObjectCreated:Put", pair.src_bucket, key, version, len(key))
+        for key, version in versions.items()
+    ]
+    body = {"EventName": "s3:ObjectCreated:Put", "Records": records}
+    assert api.post("/v1/events/minio", body) == {"records": 3, "enqueued": 3}
+    assert api.post("/v1/events/minio", body) == {"records": 3, "enqueued": 0}
+    eventually(lambda: api.policy("web")["backlog"]["pending"] == 3, 10)
+    api.post("/v1/resume", {"policy": "web"})
+    eventually(lambda: pair.target_latest() == {k: k.encode() for k in versions}, 60)
+
+    pair.src.remove_object(pair.src_bucket, "c.txt")
+    marker = next(
+        v.version_id
+        for v in pair.src.list_objects(pair.src_bucket, prefix="c.txt", include_version=True)
+        if v.is_delete_marker
+    )
+    event = minio_event("s3:ObjectRemoved:DeleteMarkerCreated", pair.src_bucket, "c.txt", marker)
+    assert api.post("/v1/events/minio", {"Records": [event]})["enqueued"] == 1
+    eventually(lambda: "c.txt" not in pair.target_latest(), 60)
+
+    # The snapshot is at most a second old: wait for it to show all four.
+    eventually(lambda: api.policy("web")["backlog"]["replicated"] == 4, 10)
+    metrics = api.get("/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    status = api.policy("web")
+    sent = next(
+        s.value
+        for s in families["mirrorline_replication_sent_bytes"].samples
+        if s.labels["policy"] == "web" and s.name.endswith("_total")
+    )
+    assert sent == status["sent_bytes_total"] > 0
+    buckets = [
+        s
+        for s in families["mirrorline_replication_latency_seconds"].samples
+        if s.name.endswith("_count")
+    ]
+    # three copies and one delete marker
+    assert sum(s.value for s in buckets) == status["latency"]["1h"]["all"]["count"] == 4
+    online = families["mirrorline_replication_link_online"].samples
+    assert {s.labels["target"]: s.value for s in online} == {"src": 1.0, "dst": 1.0}
+    assert families["mirrorline_replication_bandwidth_limit_bytes"].samples[0].value == 50 * 1024**2
+
+    audit = api.get("/v1/audit")
+    assert [a["action"] for a in reversed(audit)] == ["add-policy", "pause", "resume"]
+    assert all(a["actor"] == "api" for a in audit)
+    for path in ("/v1/policies", "/v1/transfers", "/v1/tasks", "/v1/history"):
+        api.get(path)
+    resp = api.http.delete("/v1/policies/web")
+    assert resp.json() == {"removed": "web"}
+    assert pair.stop_engine(api.proc) == 0
+
+    secrets = [pair.source.secret_key, pair.target.secret_key, api.token]
+    for text in [*api.seen, pair.engine_log()]:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_cli_connects_to_a_remote_engine(pair: Pair) -> None:
+    pair.add_policy()
+    api = start(pair)
+    remote = ("--connect", api.url, "--token", api.token)
+    eventually(lambda: api.policy("p1")["scans"] >= 1, 30)
+    out = pair.ml("replicate", "pause", "--id", "p1", *remote).stdout
+    assert "paused for policy p1" in out
+    assert api.policy("p1")["state"] == "paused"
+    pair.put("held.txt", b"held")
+    eventually(lambda: api.policy("p1")["backlog"]["pending"] == 1, 30)
+    report = json.loads(pair.ml("replicate", "status", "--json", *remote).stdout)
+    (row,) = report["policies"]
+    assert (row["state"], row["pending"], row["target_online"]) == ("paused", 1, True)
+    backlog = json.loads(
+        pair.ml("replicate", "backlog", f"src/{pair.src_bucket}", "--json", *remote).stdout
+    )
+    assert [t["key"] for t in backlog] == ["held.txt"]
+    pair.ml("replicate", "resume", "--id", "p1", *remote, env={"MIRRORLINE_TOKEN": ""})
+    eventually(lambda: pair.target_latest() == {"held.txt": b"held"}, 60)
+    audit = api.get("/v1/audit")
+    assert [(a["action"], a["actor"]) for a in reversed(audit)] == [
+        ("add-policy", "cli"),
+        ("pause", "api"),
+        ("resume", "api"),
+    ]
+
+    for args, message in [
+        (("--connect", api.url, "--token", "wrong-token-abcdefghijkl"), "refused the token"),
+        (("--connect", "http://127.0.0.1:9", "--token", "t" * 20), "cannot reach the engine"),
+        (("--connect", api.url), "needs a token"),
+        (("--connect", "ftp://x"), "expected http://HOST:PORT"),
+    ]:
+        result = pair.ml("replicate", "status", *args, check=False, env={"MIRRORLINE_TOKEN": ""})
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith("mirrorline: error:")
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    api.proc.send_signal(signal.SIGTERM)
+    assert api.proc.wait(60) == 0

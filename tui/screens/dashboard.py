@@ -1,0 +1,251 @@
+"""The dashboard: everything at a glance, every action one key away.
+
+status strip (engine, links, freshness)
+policies      PENDING IN-FLT RETRY FAILED LAG RATE per policy
+trends        throughput · backlog · lag, the last minutes
+in flight     per transfer progress        recent failures
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.widgets import DataTable, Footer
+
+from engine.model import Task, TaskState
+from engine.service import Service, TaskPage
+from engine.snapshot import PolicyStats, Snapshot, Transfer
+from tui import fmt
+from tui.actions import bindings
+from tui.app import View
+from tui.screens import ConsoleScreen
+from tui.screens.policy_actions import PolicyActions
+from tui.widgets.status import StatusBar, status_line
+from tui.widgets.table import Cell, LiveTable
+from tui.widgets.trend import Series, Trend
+
+RECENT_FAILURES = 30
+STATE_STYLE = {"active": "success", "paused": "warning", "disabled": "dim", "waiting": "error"}
+
+
+def policy_state(p: PolicyStats, snapshot: Snapshot) -> str:
+    """'waiting' is a link that is down: dispatch held, nothing failing."""
+    if p.state != "enabled":
+        return p.state
+    down = {link.alias for link in snapshot.links if link.online is False}
+    return "waiting" if {p.source_alias, p.target_alias} & down else "active"
+
+
+def policy_row(p: PolicyStats, snapshot: Snapshot) -> list[Cell]:
+    state = policy_state(p, snapshot)
+    b = p.backlog
+    rate = fmt.rate(p.rate.current_bytes) if snapshot.engine.running else "-"
+    if p.bandwidth_limit:
+        rate += f" ≤{fmt.size(p.bandwidth_limit)}"
+    return [
+        p.id,
+        p.source,
+        p.target,
+        (state, STATE_STYLE.get(state, "")),
+        fmt.count(b.pending),
+        fmt.count(b.in_flight),
+        fmt.count(b.retrying),
+        (fmt.count(b.failed), "error" if b.failed else ""),
+        fmt.lag(b, p.state),
+        rate,
+    ]
+
+
+def transfer_row(t: Transfer) -> list[Cell]:
+    return [
+        fmt.middle(f"{t.policy}: {t.key}", 34),
+        fmt.size(t.size),
+        fmt.bar(t.bytes_done, t.size, 10),
+        fmt.rate(t.speed),
+        str(t.attempt),
+    ]
+
+
+def failure_state(t: Task, now: float) -> Cell:
+    if t.state is TaskState.FAILED:
+        return ("FAILED", "error")
+    return (f"retry {t.attempts} in {fmt.duration(max(0.0, t.next_at - now))}", "warning")
+
+
+def failure_row(t: Task, now: float) -> list[Cell]:
+    return [
+        fmt.clock(t.updated_at),
+        t.policy,
+        fmt.middle(t.key, 28),
+        failure_state(t, now),
+        t.last_error.splitlines()[0] if t.last_error else "",
+    ]
+
+
+class DashboardScreen(ConsoleScreen[None], PolicyActions):
+    BINDINGS = bindings(
+        "pause_policy",
+        "retry",
+        "retry_all",
+        "edit_policy",
+        "toggle_policy",
+        "delete_policy",
+        "resync",
+        "details",
+        "copy",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.series = Series()
+        self._seeded = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Vertical(id="policies-panel", classes="panel") as panel:
+            panel.border_title = "Policies"
+            yield LiveTable(
+                [
+                    ("id", "ID"),
+                    ("source", "SOURCE"),
+                    ("target", "TARGET"),
+                    ("state", "STATE"),
+                    ("pending", "PENDING"),
+                    ("in_flight", "IN-FLT"),
+                    ("retrying", "RETRY"),
+                    ("failed", "FAILED"),
+                    ("lag", "LAG"),
+                    ("rate", "RATE"),
+                ],
+                cap=200,
+                id="policies",
+            )
+        with Horizontal(id="trends"):
+            yield Trend("Throughput", 0, fmt.rate, classes="panel")
+            yield Trend("Backlog", 1, fmt.count, classes="panel")
+            yield Trend("Lag", 2, fmt.duration, classes="panel")
+        with Horizontal(id="bottom"):
+            with Vertical(id="transfers-panel", classes="panel") as transfers:
+                transfers.border_title = "In flight"
+                yield LiveTable(
+                    [
+                        ("key", "KEY"),
+                        ("size", "SIZE"),
+                        ("progress", "PROGRESS"),
+                        ("speed", "SPEED"),
+                        ("attempt", "TRY"),
+                    ],
+                    cap=100,
+                    id="transfers",
+                )
+            with Vertical(id="failures-panel", classes="panel") as failures:
+                failures.border_title = "Recent failures"
+                yield LiveTable(
+                    [
+                        ("at", "AT"),
+                        ("policy", "POLICY"),
+                        ("key", "KEY"),
+                        ("state", "STATE"),
+                        ("error", "ERROR"),
+                    ],
+                    cap=RECENT_FAILURES,
+                    id="recent",
+                )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.tick)
+        self.query_one("#policies", LiveTable).focus()
+
+    def on_resize(self, event: Resize) -> None:
+        # At 80x24 the trends and the failures pane fold away; policies and header stay.
+        self.set_class(event.size.width < 100 or event.size.height < 30, "narrow")
+
+    def tick(self) -> None:
+        view = self.console.view
+        self.query_one(StatusBar).update(
+            status_line(
+                view.snapshot,
+                now=self.console.clock(),
+                received_at=view.received_at,
+                refresh=self.console.refresh_every,
+                error=view.error,
+                frozen=view.frozen,
+                where=self.console.where,
+            )
+        )
+
+    async def fetch(self, source: Service) -> TaskPage:
+        return await source.tasks(
+            [TaskState.FAILED, TaskState.RETRYING], limit=RECENT_FAILURES, descending=True
+        )
+
+    def render_view(self, view: View, extra: object) -> None:
+        self.tick()
+        snapshot = view.snapshot
+        if snapshot is None:
+            return
+        now = self.console.clock()
+        if not self._seeded:
+            self.series.seed(view.history)
+            self._seeded = True
+        self.series.sample(snapshot, now)
+        for trend in self.query(Trend):
+            trend.update(self.series)
+        if view.frozen:
+            return
+        self.query_one("#policies", LiveTable).sync(
+            [(p.id, policy_row(p, snapshot)) for p in snapshot.policies]
+        )
+        transfers = sorted(snapshot.transfers, key=lambda t: t.started_at)
+        self.query_one("#transfers", LiveTable).sync(
+            [(str(t.task_id), transfer_row(t)) for t in transfers]
+        )
+        self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
+        if isinstance(extra, TaskPage):
+            self.failures = {str(t.id): t for t in extra.tasks}
+            self.query_one("#recent", LiveTable).sync(
+                [(str(t.id), failure_row(t, now)) for t in extra.tasks]
+            )
+            total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)
+            self.query_one(
+                "#failures-panel"
+            ).border_title = f"Recent failures ({fmt.count(total)} failed or retrying)"
+
+    # -- actions on the selected row -------------------------------------------------
+
+    def selected_failure(self) -> Task | None:
+        key = self.query_one("#recent", LiveTable).selected_key
+        return getattr(self, "failures", {}).get(key) if key else None
+
+    def action_retry(self) -> None:
+        task = self.selected_failure()
+        if task is None:
+            self.notify("Select a failure in the Recent failures panel first", severity="warning")
+            return
+        self.console.act(
+            lambda: self.console.source.retry([task.id]), f"Task {task.id} queued again"
+        )
+
+    @on(DataTable.RowSelected)
+    def action_details(self) -> None:
+        focused = self.focused
+        if focused is not None and focused.id == "recent":
+            task = self.selected_failure()
+            if task is not None:
+                from tui.screens.task_detail import TaskDetail
+
+                self.app.push_screen(TaskDetail(task))
+        elif focused is not None and focused.id == "policies":
+            from tui.screens.failures import FailuresScreen
+
+            self.app.push_screen(FailuresScreen(policy=self.selected_policy_id()))
+
+    def action_copy(self) -> None:
+        task = self.selected_failure()
+        if task is None:
+            return
+        self.app.copy_to_clipboard(f"{task.key}\t{task.last_error}")
+        self.notify(f"Copied {task.key!r} and its error")

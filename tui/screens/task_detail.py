@@ -1,0 +1,63 @@
+"""One task in full: what it is, what went wrong, and what happens next."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label, Static
+
+from engine.model import Task, TaskState
+from tui import fmt
+from tui.screens import ConsoleModal
+
+
+def describe(task: Task, now: float) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    next_try = "waits for an operator (r to retry)"
+    if task.state is TaskState.RETRYING:
+        next_try = f"{fmt.clock(task.next_at)} (in {fmt.duration(max(0.0, task.next_at - now))})"
+    for name, value in (
+        ("task", str(task.id)),
+        ("policy", task.policy),
+        ("key", task.key),
+        ("version", task.version_id),
+        ("operation", task.op.value),
+        ("size", f"{fmt.size(task.size)} ({task.size:,} bytes)"),
+        ("state", task.state.value),
+        ("error class", task.error_class or "-"),
+        ("attempts", str(task.attempts)),
+        ("next attempt", next_try),
+        ("queued", f"{fmt.clock(task.created_at)} ({fmt.ago(task.created_at, now)})"),
+        ("last change", f"{fmt.clock(task.updated_at)} ({fmt.ago(task.updated_at, now)})"),
+    ):
+        grid.add_row(name, Text(value))
+    return grid
+
+
+class TaskDetail(ConsoleModal[None]):
+    BINDINGS = [
+        Binding("escape,q", "dismiss", "Back"),
+        Binding("c", "copy", "Copy key and error"),
+    ]
+
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.task_shown = task
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog detail"):
+            yield Label(f"Task {self.task_shown.id}", classes="title")
+            yield Static(describe(self.task_shown, self.console.clock()))
+            yield Label("error", classes="name")
+            with VerticalScroll(classes="error-text"):
+                yield Static(Text(self.task_shown.last_error or "-"))
+            yield Label("esc back · c copy", classes="hint")
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(f"{self.task_shown.key}\t{self.task_shown.last_error}")
+        self.notify("Copied the key and the error")

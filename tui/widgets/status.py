@@ -1,0 +1,67 @@
+"""The header strip: is the engine running, are the links up, and how fresh is this?"""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from engine.snapshot import Snapshot
+from tui import fmt
+
+
+def status_line(
+    snapshot: Snapshot | None,
+    *,
+    now: float,
+    received_at: float,
+    refresh: float,
+    error: str,
+    frozen: bool,
+    where: str,
+) -> Content:
+    """One line; every state is a word next to its colour, so it reads without colour too."""
+    parts: list[tuple[str, str]] = [(" mirrorline ", "bold")]
+    if snapshot is None:
+        parts.append(("● unreachable " if error else "● connecting… ", "$warning"))
+    elif not snapshot.engine.running:
+        parts.append(("● stopped ", "$error"))
+    elif snapshot.engine.paused:
+        parts.append(("● PAUSED ", "bold $warning"))
+    else:
+        parts.append(("● running ", "$success"))
+    if snapshot and snapshot.engine.started_at and snapshot.engine.running:
+        parts.append((f"up {fmt.duration(now - snapshot.engine.started_at)}  ", "dim"))
+    if snapshot:
+        targets = {p.target_alias for p in snapshot.policies}
+        for link in snapshot.links:
+            if link.alias not in targets and link.online is not False:
+                continue  # sources are shown only when they are down
+            parts.append((f"{link.alias} ", ""))
+            if link.online is None:
+                parts.append(("● unknown  ", "dim"))
+            elif link.online:
+                parts.append(("● online  ", "$success"))
+            else:
+                down = fmt.duration(link.downtime_current)
+                total = fmt.duration(link.downtime_total)
+                parts.append((f"● OFFLINE {down} (total {total})  ", "bold $error"))
+    if frozen:
+        parts.append((" FROZEN ", "reverse $warning"))
+        parts.append(("  ", ""))
+    if error:
+        parts.append((f"{error}  ", "$error"))
+    age = now - received_at if received_at else None
+    stale = age is not None and age > 3 * refresh
+    parts.append(
+        (
+            f"updated {fmt.duration(age)} ago" if age is not None else "no data yet",
+            "bold $error" if stale else "dim",
+        )
+    )
+    if where:
+        parts.append((f"  {where}", "dim"))
+    return Content.assemble(*parts)
+
+
+class StatusBar(Static):
+    """Redrawn twice a second, so the staleness clock ticks between refreshes."""

@@ -1,0 +1,93 @@
+"""A DataTable that follows a changing set of keyed rows without rebuilding itself.
+
+Rows are keyed; an update touches only the cells that changed. Removing a row
+costs O(n) in Textual (#5273), so when many rows leave at once the table is
+rebuilt instead, keeping the cursor on the same key. Rows are capped: the
+console shows a window, the engine keeps the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.color import Color
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+# A cell: plain text, or (text, tone) with tone one of success/warning/error/primary/dim.
+# Text objects, never markup strings: a key like "a[b]" must show as itself.
+Cell = str | tuple[str, str]
+REBUILD_OVER = 20  # stale rows above which clear() + add beats remove_row
+
+
+class LiveTable(DataTable[Text]):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(
+        self, columns: Sequence[tuple[str, str]], cap: int = 500, **kwargs: object
+    ) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self._columns = list(columns)  # (key, label)
+        self.cap = cap
+
+    def on_mount(self) -> None:
+        for key, label in self._columns:
+            self.add_column(label, key=key)
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except CellDoesNotExist:
+            return None
+        return row_key.value
+
+    def tone(self, name: str) -> Style:
+        """A theme colour as a Rich style, so cells follow the theme (ansi ones included)."""
+        if name == "dim":
+            return Style(dim=True)
+        value = getattr(self.app.current_theme, name, None)
+        return Style(color=Color.parse(value).rich_color) if value else Style()
+
+    def text(self, cell: Cell) -> Text:
+        if isinstance(cell, str):
+            return Text(cell, no_wrap=True)
+        return Text(cell[0], style=self.tone(cell[1]), no_wrap=True)
+
+    def sync(self, cells: Sequence[tuple[str, Sequence[Cell]]]) -> None:
+        """Make the table show exactly these rows (in this order for new ones), touching little."""
+        rows = [(key, [self.text(c) for c in row]) for key, row in cells[: self.cap]]
+        wanted = {key for key, _ in rows}
+        present = {key.value for key in self.rows}
+        stale = present - wanted
+        if len(stale) > REBUILD_OVER:
+            self._rebuild(rows)
+            return
+        for key in stale:
+            self.remove_row(key)
+        columns = [key for key, _ in self._columns]
+        for key, cells in rows:
+            if key not in present:
+                self.add_row(*cells, key=key)
+                continue
+            for column, value in zip(columns, cells, strict=True):
+                if self.get_cell(key, column) != value:
+                    self.update_cell(key, column, value, update_width=True)
+
+    def _rebuild(self, rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
+        keep = self.selected_key
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if keep is not None:
+            with contextlib.suppress(RowDoesNotExist):
+                self.move_cursor(row=self.get_row_index(keep))
