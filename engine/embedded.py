@@ -33,6 +33,7 @@ class EmbeddedEngine(Service):
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._service: LocalService | None = None
+        self._stopping = False
         self._finished: Future[None] = Future()
         self._thread = threading.Thread(target=self._main, name="mirrorline-engine", daemon=True)
 
@@ -68,19 +69,31 @@ class EmbeddedEngine(Service):
 
     async def close(self) -> None:
         """Drain the engine (running copies finish or return to the queue), then stop."""
+        self._stopping = True
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
             await asyncio.wrap_future(self._finished)
 
     async def _call(self, work: Callable[[LocalService], Awaitable[T]]) -> T:
         service = self._service
-        if service is None:
+        if service is None or self._finished.done():
             raise MirrorlineError("the engine is not running")
 
         async def run() -> T:
             return await work(service)
 
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), self._loop))
+        try:
+            future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        except RuntimeError:  # its loop closed between the check and the call
+            raise MirrorlineError("the engine is not running") from None
+        try:
+            return await asyncio.wrap_future(future)
+        except MirrorlineError:
+            raise
+        except Exception as exc:
+            if not self._stopping:
+                raise
+            raise MirrorlineError("the engine is stopping") from exc
 
     async def status(self) -> Snapshot:
         snapshot = self.engine.snapshot

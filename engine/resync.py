@@ -24,7 +24,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -39,8 +39,7 @@ from engine.scheduler import Dispatcher
 from engine.transfer import ORIGIN, ORIGIN_VERSION, TransferContext
 
 log = logging.getLogger("mirrorline.resync")
-Wake = Callable[[], None]
-RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
+RUNNING, DONE, FAILED = "running", "done", "failed"
 FRESH = 10.0  # a walk not heard from for this long shows no rate or ETA (engine gone?)
 
 
@@ -194,42 +193,45 @@ class ResyncRunner:
         walks: dict[int, asyncio.Task[None]] = {}
         try:
             while True:
-                running = {r.id: r for r in await self.store.running()}
+                await asyncio.sleep(self._poll)
+                try:
+                    running = {r.id: r for r in await self.store.running()}
+                except Exception:  # a database hiccup must not end resyncs for this run
+                    log.exception("resync runner: reading resyncs failed")
+                    continue
                 for rid in set(walks) - set(running):
                     walks.pop(rid).cancel()  # cancelled (or finished) meanwhile
                 for rid, r in running.items():
                     if rid not in walks or walks[rid].done():
                         walks[rid] = asyncio.create_task(self._walk(r), name=f"resync-{rid}")
-                await asyncio.sleep(self._poll)
         finally:
             for walk in walks.values():
                 walk.cancel()
             await asyncio.gather(*walks.values(), return_exceptions=True)
 
-    def _route(self, pid: str) -> tuple[TransferContext, Wake] | None:
-        """The policy's transfer context and its dispatcher's wake, while both links are up."""
+    def _context(self, pid: str) -> TransferContext | None:
+        """The policy's transfer context while the engine runs it and both links are up."""
         policy = self._policies.get(pid)
         dispatcher = self._dispatchers.get(policy.target_alias) if policy else None
         route = dispatcher.routes.get(pid) if dispatcher else None
-        if dispatcher is None or route is None:
+        if route is None or not (route.source_link.online and route.target_link.online):
             return None
-        online = route.source_link.online and route.target_link.online
-        return (route.context, dispatcher.wake) if online else None
+        return route.context
 
     async def _walk(self, r: Resync) -> None:
         since = (time.monotonic(), r.scanned)  # for the rate
         counter: asyncio.Task[None] | None = None
         try:
             while True:
-                route = self._route(r.policy)
-                if route is None:
+                ctx = self._context(r.policy)
+                if ctx is None:
                     await asyncio.sleep(self._poll)
                     continue
                 if r.walked_at is None:
                     if r.total is None and counter is None:
-                        counter = asyncio.create_task(self._count(r, route[0]))
+                        counter = asyncio.create_task(self._count(r, ctx))
                     try:
-                        r = await self._pages(r, *route, since)
+                        r = await self._pages(r, ctx, since)
                     except MirrorlineError as exc:
                         log.warning("resync %d of %s: %s", r.id, r.policy, exc)
                         await self.store.note(r.id, last_error=exc.reason)
@@ -263,9 +265,7 @@ class ResyncRunner:
             return
         await self.store.note(r.id, "AND walked_at IS NULL", total=total)
 
-    async def _pages(
-        self, r: Resync, ctx: TransferContext, wake: Wake, since: tuple[float, int]
-    ) -> Resync:
+    async def _pages(self, r: Resync, ctx: TransferContext, since: tuple[float, int]) -> Resync:
         """Walk from the cursor to the end, a checkpointed page at a time."""
         if r.cursor:
             log.info("resync %d: resuming after %r (%d scanned)", r.id, r.cursor, r.scanned)
@@ -281,9 +281,9 @@ class ResyncRunner:
                 chunk.append(group)
                 versions += len(group)
                 if versions >= r.page_size:
-                    r, chunk, versions = await self._page(r, ctx, wake, chunk, since), [], 0
+                    r, chunk, versions = await self._page(r, ctx, chunk, since), [], 0
         if chunk:
-            r = await self._page(r, ctx, wake, chunk, since)
+            r = await self._page(r, ctx, chunk, since)
         now = time.time()
         await self.store.note(r.id, walked_at=now, total=r.scanned, current_key="")
         return replace(r, walked_at=now, total=r.scanned)
@@ -292,7 +292,6 @@ class ResyncRunner:
         self,
         r: Resync,
         ctx: TransferContext,
-        wake: Wake,
         chunk: list[list[ListedVersion]],
         since: tuple[float, int],
     ) -> Resync:
@@ -327,7 +326,7 @@ class ResyncRunner:
         versions = sum(map(len, chunk))
         r = await self.store.checkpoint(r, tasks, high, versions, rate(r.scanned + versions))
         if tasks:
-            wake()
+            self._dispatchers[policy.target_alias].wake()
         return r
 
     async def _plan(

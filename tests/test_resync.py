@@ -282,4 +282,9 @@ async def test_forced_enqueue_passes_a_stale_map_but_not_a_fresh_copy(tmp_path: 
     await queue.fail(second, "PUT: AccessDenied", "permanent")
     status = await store.get(r.id)
     assert (status.replicated, status.skipped, status.failed, status.pending) == (1, 0, 1, 0)
+    # No policy p1 exists in this database (as after `replicate rm`): the runner's next
+    # look ends the resync instead of walking for nobody.
+    assert await store.running() == []
+    gone = await store.get(r.id)
+    assert (gone.state, gone.last_error) == ("failed", "policy removed")
     await db.close()

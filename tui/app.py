@@ -94,25 +94,24 @@ class Console(App[None]):
         self.run_worker(self.poll_now(), exclusive=True, group="poll")
 
     async def poll_now(self) -> None:
+        screen = self.screen
         try:
             snapshot = await self.source.status()
-            extra = await self.screen_data()
+            # What the screen on top needs beyond the snapshot (a page of failures, say).
+            fetch = getattr(screen, "fetch", None)
+            extra = await fetch(self.source) if fetch else None
         except MirrorlineError as exc:
             self.view.error = exc.reason
             self.show()
             return
         self.view.snapshot, self.view.received_at, self.view.error = snapshot, self.clock(), ""
-        self.show(extra)
-
-    async def screen_data(self) -> object:
-        """What the screen on top needs beyond the snapshot (a page of failures, say)."""
-        fetch = getattr(self.screen, "fetch", None)
-        return await fetch(self.source) if fetch else None
+        if self.screen is screen:  # the page fetched belongs to the screen still on top
+            self.show(extra)
 
     def show(self, extra: object = None) -> None:
         """Render on the screen on top; a modal on top keeps the screen under it still."""
         render = getattr(self.screen, "render_view", None)
-        if render is not None:
+        if render is not None and self.screen.is_mounted:
             with self.batch_update():
                 render(self.view, extra)
 

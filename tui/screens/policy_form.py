@@ -14,6 +14,7 @@ from collections.abc import Callable
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label
 
@@ -132,7 +133,7 @@ class PolicyForm(ConsoleModal[None]):
             self.show_error(name, RULES[name](event.value))
 
     def show_error(self, name: str, reason: str) -> None:
-        self.query_one(f"#{name}-error", Label).update(reason)
+        self.query_one(f"#{name}-error", Label).update(Content(reason))
         self.query_one(f"#{name}", Input).set_class(bool(reason), "-invalid")
 
     def errors(self) -> dict[str, str]:
@@ -179,7 +180,7 @@ class PolicyForm(ConsoleModal[None]):
             else:
                 policy = await self.source.add_policy(spec)
         except MirrorlineError as exc:
-            self.query_one("#form-error", Label).update(exc.reason)
+            self.query_one("#form-error", Label).update(Content(exc.reason))
             return
         verb = "updated" if self.editing else "added: it starts replicating now"
         self.app.notify(f"Policy {policy.id} {verb}")
