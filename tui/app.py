@@ -62,7 +62,7 @@ class Console(App[None]):
         self.clock = clock
         self.view = View()
         self._starting = starting
-        self._closing = False
+        self._quitting = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -174,9 +174,9 @@ class Console(App[None]):
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:
-        if self._closing:
+        if self._quitting:
             return
-        self._closing = True
+        self._quitting = True
         if self._starting is not None:
             self.notify("Draining the engine: running copies finish or return to the queue")
         self.run_worker(self._close(), group="close")

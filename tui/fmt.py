@@ -6,8 +6,6 @@ import time
 
 import humanize
 
-from engine.snapshot import Backlog
-
 
 def size(n: float | None) -> str:
     if n is None:
@@ -47,12 +45,6 @@ def ago(at: float | None, now: float | None = None) -> str:
 
 def clock(at: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at)) if at else "-"
-
-
-def lag(backlog: Backlog, state: str) -> str:
-    if state == "paused" and backlog.pending:
-        return f"{duration(backlog.oldest_pending_age)} (paused)"
-    return duration(backlog.oldest_pending_age) if backlog.pending else "-"
 
 
 def middle(text: str, width: int) -> str:

@@ -27,13 +27,22 @@ from tui.widgets.table import Cell, LiveTable
 from tui.widgets.trend import Series, Trend
 
 RECENT_FAILURES = 30
-STATE_STYLE = {"active": "success", "paused": "warning", "disabled": "dim", "waiting": "error"}
+STATE_STYLE = {
+    "active": "success",
+    "paused": "warning",
+    "disabled": "dim",
+    "stopped": "dim",
+    "waiting": "error",
+}
+NARROW_HIDES = {"source", "limit"}  # at 80 columns the target says enough
 
 
 def policy_state(p: PolicyStats, snapshot: Snapshot) -> str:
     """'waiting' is a link that is down: dispatch held, nothing failing."""
     if p.state != "enabled":
         return p.state
+    if not snapshot.engine.running:
+        return "stopped"
     down = {link.alias for link in snapshot.links if link.online is False}
     return "waiting" if {p.source_alias, p.target_alias} & down else "active"
 
@@ -42,8 +51,6 @@ def policy_row(p: PolicyStats, snapshot: Snapshot) -> list[Cell]:
     state = policy_state(p, snapshot)
     b = p.backlog
     rate = fmt.rate(p.rate.current_bytes) if snapshot.engine.running else "-"
-    if p.bandwidth_limit:
-        rate += f" ≤{fmt.size(p.bandwidth_limit)}"
     return [
         p.id,
         p.source,
@@ -53,8 +60,9 @@ def policy_row(p: PolicyStats, snapshot: Snapshot) -> list[Cell]:
         fmt.count(b.in_flight),
         fmt.count(b.retrying),
         (fmt.count(b.failed), "error" if b.failed else ""),
-        fmt.lag(b, p.state),
+        fmt.duration(b.oldest_pending_age) if b.pending else "-",
         rate,
+        f"{fmt.size(p.bandwidth_limit)}/s" if p.bandwidth_limit else "-",
     ]
 
 
@@ -118,6 +126,7 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
                     ("failed", "FAILED"),
                     ("lag", "LAG"),
                     ("rate", "RATE"),
+                    ("limit", "LIMIT"),
                 ],
                 cap=200,
                 id="policies",
@@ -161,7 +170,11 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
 
     def on_resize(self, event: Resize) -> None:
         # At 80x24 the trends and the failures pane fold away; policies and header stay.
-        self.set_class(event.size.width < 100 or event.size.height < 30, "narrow")
+        narrow = event.size.width < 100 or event.size.height < 30
+        self.set_class(narrow, "narrow")
+        self.query_one("#policies", LiveTable).hide(
+            NARROW_HIDES if event.size.width < 100 else set()
+        )
 
     def tick(self) -> None:
         view = self.console.view

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.content import Content
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label
 
 from engine.errors import MirrorlineError
@@ -66,6 +67,18 @@ HINTS = {
 }
 
 
+class Rule(Validator):
+    """A RULES entry as a Textual validator: the Input marks itself invalid."""
+
+    def __init__(self, rule: Callable[[str], str]) -> None:
+        super().__init__()
+        self.rule = rule
+
+    def validate(self, value: str) -> ValidationResult:
+        reason = self.rule(value)
+        return self.failure(reason) if reason else self.success()
+
+
 class PolicyForm(ConsoleModal[None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -87,7 +100,12 @@ class PolicyForm(ConsoleModal[None]):
                         continue
                     with Horizontal(classes="field"):
                         yield Label(name, classes="name")
-                        yield Input(placeholder=hint, id=name)
+                        yield Input(
+                            placeholder=hint,
+                            id=name,
+                            validators=[Rule(RULES[name])],
+                            validate_on=["changed", "submitted"],
+                        )
                     yield Label("", id=f"{name}-error", classes="field-error")
                 with Horizontal(classes="field"):
                     yield Label("replicate", classes="name")
@@ -127,10 +145,9 @@ class PolicyForm(ConsoleModal[None]):
 
     @on(Input.Changed)
     def validate_field(self, event: Input.Changed) -> None:
-        name = event.input.id or ""
-        if name in RULES and (event.value or event.input.has_class("touched")):
-            event.input.add_class("touched")
-            self.show_error(name, RULES[name](event.value))
+        result = event.validation_result
+        reason = result.failure_descriptions[0] if result and not result.is_valid else ""
+        self.query_one(f"#{event.input.id}-error", Label).update(Content(reason))
 
     def show_error(self, name: str, reason: str) -> None:
         self.query_one(f"#{name}-error", Label).update(Content(reason))

@@ -35,11 +35,32 @@ class LiveTable(DataTable[Text]):
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._columns = list(columns)  # (key, label)
+        self._hidden: set[str] = set()
+        self._last: list[tuple[str, list[Text]]] = []
         self.cap = cap
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for key, label in self._columns:
-            self.add_column(label, key=key)
+            if key not in self._hidden:
+                self.add_column(label, key=key)
+
+    def hide(self, columns: set[str]) -> None:
+        """Show every column but these (narrow terminals); rows are redrawn at once."""
+        if columns == self._hidden:
+            return
+        self._hidden = set(columns)
+        self.clear(columns=True)
+        self._add_columns()
+        self._rebuild(self._visible(self._last))
+
+    def _visible(self, rows: list[tuple[str, list[Text]]]) -> list[tuple[str, list[Text]]]:
+        if not self._hidden:
+            return rows
+        keep = [i for i, (key, _) in enumerate(self._columns) if key not in self._hidden]
+        return [(key, [cells[i] for i in keep]) for key, cells in rows]
 
     @property
     def selected_key(self) -> str | None:
@@ -65,7 +86,8 @@ class LiveTable(DataTable[Text]):
 
     def sync(self, cells: Sequence[tuple[str, Sequence[Cell]]]) -> None:
         """Make the table show exactly these rows (in this order for new ones), touching little."""
-        rows = [(key, [self.text(c) for c in row]) for key, row in cells[: self.cap]]
+        self._last = [(key, [self.text(c) for c in row]) for key, row in cells[: self.cap]]
+        rows = self._visible(self._last)
         wanted = {key for key, _ in rows}
         present = {key.value for key in self.rows}
         stale = present - wanted
@@ -74,7 +96,7 @@ class LiveTable(DataTable[Text]):
             return
         for key in stale:
             self.remove_row(key)
-        columns = [key for key, _ in self._columns]
+        columns = [key for key, _ in self._columns if key not in self._hidden]
         for key, cells in rows:
             if key not in present:
                 self.add_row(*cells, key=key)
