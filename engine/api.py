@@ -2,10 +2,11 @@
 
     GET  /v1/status            the telemetry snapshot
     GET  /v1/policies          POST /v1/policies    DELETE /v1/policies/{id}
-    GET  /v1/tasks?state=failed&policy=ID&limit=N&after=CURSOR
+    GET  /v1/tasks?state=failed&policy=ID&limit=N&after=CURSOR   GET /v1/tasks/{id}/attempts
     GET  /v1/transfers         GET /v1/history?since=UNIX&policy=ID
     POST /v1/pause  /v1/resume {"policy": ID?}     POST /v1/retry {"ids": [...]} | {"all": true}
     GET  /v1/audit             POST /v1/events/minio (MinIO's webhook)
+    GET  /v1/resync            POST /v1/resync {"policy": ID}   DELETE /v1/resync/{id}
     GET  /metrics              Prometheus (public with --metrics-public)
 
 Every error is JSON `{"error": "..."}` with 400 (malformed request), 401 (no
@@ -196,6 +197,13 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         )
         return JSONResponse({"tasks": [task_dict(t) for t in page.tasks], "next": page.next})
 
+    async def attempts(request: Request) -> Response:
+        try:
+            task_id = int(request.path_params["task_id"])
+        except ValueError:
+            raise BadRequest("the task id must be a number") from None
+        return JSONResponse([asdict(a) for a in await service.attempts(task_id)])
+
     async def transfers(request: Request) -> Response:
         return JSONResponse([asdict(t) for t in await service.transfers()])
 
@@ -221,6 +229,20 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
             raise BadRequest("give either 'ids' or 'all': true")
         count = await service.retry(ids, field(data, "policy", str))
         return JSONResponse({"requeued": count})
+
+    async def resyncs(request: Request) -> Response:
+        return JSONResponse(await service.resyncs())
+
+    async def start_resync(request: Request) -> Response:
+        policy = field(await body_of(request), "policy", str)
+        if not policy:
+            raise BadRequest("'policy' is required")
+        return JSONResponse(await service.start_resync(policy), 201)
+
+    async def cancel_resync(request: Request) -> Response:
+        policy = request.path_params["policy_id"]
+        await service.cancel_resync(policy)
+        return JSONResponse({"cancelled": policy})
 
     async def audit(request: Request) -> Response:
         limit = number(request.query_params, "limit", 100)
@@ -250,12 +272,16 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         Route("/v1/policies/{policy_id}", guarded(update_policy), methods=["PUT"]),
         Route("/v1/policies/{policy_id}/enabled", guarded(set_enabled), methods=["POST"]),
         Route("/v1/tasks", guarded(tasks)),
+        Route("/v1/tasks/{task_id}/attempts", guarded(attempts)),
         Route("/v1/transfers", guarded(transfers)),
         Route("/v1/history", guarded(history)),
         Route("/v1/pause", guarded(pauser(True)), methods=["POST"]),
         Route("/v1/resume", guarded(pauser(False)), methods=["POST"]),
         Route("/v1/retry", guarded(retry), methods=["POST"]),
         Route("/v1/audit", guarded(audit)),
+        Route("/v1/resync", guarded(resyncs)),
+        Route("/v1/resync", guarded(start_resync), methods=["POST"]),
+        Route("/v1/resync/{policy_id}", guarded(cancel_resync), methods=["DELETE"]),
         Route("/v1/events/minio", guarded(minio_events), methods=["POST"]),
         Route("/metrics", guarded(metrics)),
     ]

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from engine.errors import TransientError, UserError
-from engine.model import Op, Task, TaskState
+from engine.model import Attempt, Op, Task, TaskState
 from engine.policies import Policy
 from engine.service import AuditEntry, PolicySpec, Service, TaskPage
 from engine.snapshot import HistoryPoint, Snapshot, Transfer, build
@@ -97,6 +97,9 @@ class RemoteService(Service):
         data = await self._call("GET", "/v1/tasks", params=params)
         return TaskPage([_task(t) for t in data["tasks"]], data["next"])
 
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        return build(list[Attempt], await self._call("GET", f"/v1/tasks/{task_id}/attempts"))
+
     async def transfers(self) -> list[Transfer]:
         return build(list[Transfer], await self._call("GET", "/v1/transfers"))
 
@@ -126,6 +129,15 @@ class RemoteService(Service):
 
     async def remove_policy(self, policy_id: str) -> None:
         await self._call("DELETE", f"/v1/policies/{policy_id}")
+
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        return dict(await self._call("POST", "/v1/resync", json={"policy": policy_id}))
+
+    async def cancel_resync(self, policy_id: str) -> None:
+        await self._call("DELETE", f"/v1/resync/{policy_id}")
+
+    async def resyncs(self) -> list[dict[str, Any]]:
+        return list(await self._call("GET", "/v1/resync"))
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return build(

@@ -89,6 +89,12 @@ MIGRATIONS: list[list[str]] = [
         # Paging failures stays fast under a large pending backlog: only parked rows
         # are in this index, so the copy path's state changes barely touch it.
         "CREATE INDEX tasks_parked ON tasks(id) WHERE state IN ('failed', 'retrying')",
+        # Each failed attempt of a task, for the console's detail view. Written only when a
+        # task is parked (the slow path), dropped when it completes.
+        """CREATE TABLE attempts (
+            task_id INTEGER NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL,
+            kind TEXT NOT NULL, error TEXT NOT NULL,
+            PRIMARY KEY (task_id, n)) WITHOUT ROWID""",
         # Operator actions (CLI, API, console): who did what, when.
         """CREATE TABLE audit (
             id INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL,

@@ -13,12 +13,12 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine.aliases import AliasBook
 from engine.engine import Engine, EngineConfig
 from engine.errors import MirrorlineError
-from engine.model import TaskState
+from engine.model import Attempt, TaskState
 from engine.policies import Policy
 from engine.service import AuditEntry, LocalService, PolicySpec, Service, TaskPage
 from engine.snapshot import HistoryPoint, Snapshot, Transfer
@@ -115,6 +115,9 @@ class EmbeddedEngine(Service):
     ) -> TaskPage:
         return await self._call(lambda s: s.tasks(states, policy, limit, after, query, descending))
 
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        return await self._call(lambda s: s.attempts(task_id))
+
     async def transfers(self) -> list[Transfer]:
         return (await self.status()).transfers
 
@@ -138,6 +141,15 @@ class EmbeddedEngine(Service):
 
     async def remove_policy(self, policy_id: str) -> None:
         await self._call(lambda s: s.remove_policy(policy_id))
+
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        return await self._call(lambda s: s.start_resync(policy_id))
+
+    async def cancel_resync(self, policy_id: str) -> None:
+        await self._call(lambda s: s.cancel_resync(policy_id))
+
+    async def resyncs(self) -> list[dict[str, Any]]:
+        return await self._call(lambda s: s.resyncs())
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await self._call(lambda s: s.audit(limit))

@@ -81,6 +81,16 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """One failed try of a task: when, and why."""
+
+    n: int
+    at: float
+    kind: str  # the error's class: retryable, permanent, ...
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
 class Counts:
     """Backlog numbers for one policy; O(1) to read (kept by triggers)."""
 

@@ -41,6 +41,7 @@ from engine.transfer import ORIGIN, ORIGIN_VERSION, TransferContext
 log = logging.getLogger("mirrorline.resync")
 RUNNING, DONE, FAILED = "running", "done", "failed"
 FRESH = 10.0  # a walk not heard from for this long shows no rate or ETA (engine gone?)
+DEFAULT_PAGE = 1000  # versions listed, compared and checkpointed at a time
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from engine.aliases import AliasBook
 from engine.checks import check_policy
 from engine.db import Database, open_db
 from engine.errors import UserError
-from engine.model import Task, TaskState
+from engine.model import Attempt, Task, TaskState
 from engine.policies import (
     OPERATIONS,
     Policy,
@@ -39,6 +39,7 @@ from engine.policies import (
 )
 from engine.queue.sqlite import SQLiteQueue
 from engine.reporting import stored_snapshot
+from engine.resync import DEFAULT_PAGE, ResyncStore
 from engine.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry import history
 
@@ -113,6 +114,10 @@ class Service(abc.ABC):
         """A page in id order (newest first if `descending`); `query` matches key or error."""
 
     @abc.abstractmethod
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        """A task's failed attempts with their times and errors, oldest first."""
+
+    @abc.abstractmethod
     async def transfers(self) -> list[Transfer]: ...
 
     @abc.abstractmethod
@@ -138,6 +143,17 @@ class Service(abc.ABC):
 
     @abc.abstractmethod
     async def remove_policy(self, policy_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        """Walk the policy's whole source again and queue what differs on the target."""
+
+    @abc.abstractmethod
+    async def cancel_resync(self, policy_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def resyncs(self) -> list[dict[str, Any]]:
+        """The latest resync of each policy that had one (see engine.resync.Resync.public)."""
 
     @abc.abstractmethod
     async def audit(self, limit: int = 100) -> list[AuditEntry]: ...
@@ -197,6 +213,9 @@ class LocalService(Service):
         more = len(found) > limit
         found = found[:limit]
         return TaskPage(found, found[-1].id if more else None)
+
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        return await self.queue.attempts(task_id)
 
     async def transfers(self) -> list[Transfer]:
         return (await self.status()).transfers
@@ -290,6 +309,22 @@ class LocalService(Service):
         await self.queue.drop_policy(policy_id)
         await self._audit("remove-policy", policy_id)
         await self._applied()
+
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        await self.store.get(policy_id)
+        (started,) = await ResyncStore(self.db).start([policy_id], DEFAULT_PAGE)
+        await self._audit("resync", f"policy {policy_id}")
+        return started.public(time.time())
+
+    async def cancel_resync(self, policy_id: str) -> None:
+        await self.store.get(policy_id)
+        await ResyncStore(self.db).cancel([policy_id])  # none running: a UserError
+        await self._audit("cancel-resync", f"policy {policy_id}")
+
+    async def resyncs(self) -> list[dict[str, Any]]:
+        store, now = ResyncStore(self.db), time.time()
+        found = [await store.latest(p.id) for p in await self.store.all()]
+        return [r.public(now) for r in found if r is not None]
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         rows = await self.db.rows(

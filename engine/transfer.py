@@ -37,7 +37,7 @@ COPIED_HEADERS = (
     "expires",
 )
 MiB = 1024 * 1024
-STREAM_CHUNK = 256 * 1024  # bodies above this are sent (and counted, and paced) in chunks
+STREAM_CHUNK = 64 * 1024  # bodies above this are sent (and counted, and paced) in chunks
 Progress = Callable[[int], None]
 T = TypeVar("T")
 

@@ -494,3 +494,22 @@ def test_cli_connects_to_a_remote_engine(pair: Pair) -> None:
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     api.proc.send_signal(signal.SIGTERM)
     assert api.proc.wait(60) == 0
+
+
+async def test_resync_endpoints_start_list_and_cancel(
+    app_client: tuple[httpx.AsyncClient, LocalService],
+) -> None:
+    client, service = app_client
+    started = await client.post("/v1/resync", json={"policy": "p1"})
+    assert started.status_code == 201 and started.json()["state"] == "running"
+    again = await client.post("/v1/resync", json={"policy": "p1"})
+    assert again.status_code == 422 and "already" in again.json()["error"]
+    listed = (await client.get("/v1/resync")).json()
+    assert [(r["policy"], r["state"]) for r in listed] == [("p1", "running")]
+    assert (await client.delete("/v1/resync/p1")).json() == {"cancelled": "p1"}
+    assert (await client.get("/v1/resync")).json()[0]["state"] == "cancelled"
+    gone = await client.delete("/v1/resync/p1")
+    assert gone.status_code == 422 and "no resync running" in gone.json()["error"]
+    assert (await client.post("/v1/resync", json={})).status_code == 400
+    assert (await client.post("/v1/resync", json={"policy": "nope"})).status_code == 404
+    assert [a.action for a in reversed(await service.audit())] == ["resync", "cancel-resync"]

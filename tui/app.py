@@ -8,13 +8,16 @@ report with a toast. Freezing the display stops rendering, not the engine.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from engine.errors import MirrorlineError
@@ -37,7 +40,7 @@ class View:
 
 
 class Console(App[None]):
-    CSS_PATH = "console.tcss"
+    CSS_PATH = Path(__file__).with_name("console.tcss")  # absolute: subclasses live elsewhere
     TITLE = "mirrorline"
     BINDINGS = [
         *bindings("pause_engine", "add_policy", "failures", "freeze", "audit", "help", "quit"),
@@ -112,7 +115,7 @@ class Console(App[None]):
         """Render on the screen on top; a modal on top keeps the screen under it still."""
         render = getattr(self.screen, "render_view", None)
         if render is not None and self.screen.is_mounted:
-            with self.batch_update():
+            with self.batch_update(), contextlib.suppress(NoMatches):  # torn down meanwhile
                 render(self.view, extra)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

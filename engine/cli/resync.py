@@ -17,7 +17,7 @@ from engine.cli.output import age, emit_json, table
 from engine.cli.replicate import replicate, select
 from engine.db import open_db
 from engine.policies import Policy, PolicyStore
-from engine.resync import Resync, ResyncStore
+from engine.resync import DEFAULT_PAGE, Resync, ResyncStore
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ def resync() -> None:
 @click.option(
     "--page-size",
     type=click.IntRange(1, 1000),
-    default=1000,
+    default=DEFAULT_PAGE,
     show_default=True,
     help="Versions listed, compared and checkpointed at a time.",
 )

@@ -12,7 +12,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.model import Completion, Counts, NewTask, Task, TaskState
+from engine.model import Attempt, Completion, Counts, NewTask, Task, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,10 @@ class TaskQueue(abc.ABC):
         self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
     ) -> list[Replica]:
         """Replica map rows with low < key <= high (high None: to the end), keys ascending."""
+
+    @abc.abstractmethod
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        """The task's failed attempts, oldest first."""
 
     @abc.abstractmethod
     async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:

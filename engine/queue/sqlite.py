@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from engine.db import Database
-from engine.model import Completion, Counts, NewTask, Op, Outcome, Task, TaskState
+from engine.model import Attempt, Completion, Counts, NewTask, Op, Outcome, Task, TaskState
 from engine.queue import Replica, TaskQueue
 
 # In the field order of engine.model.Task, so a row maps to a Task positionally.
@@ -125,6 +125,10 @@ class SQLiteQueue(TaskQueue):
             # A task whose row is gone belonged to a policy removed meanwhile: recording
             # it would resurrect that policy's totals and replica map.
             done = [c for c in done if c.task.id in existed]
+            # Only a task that failed before has attempts recorded: the usual batch skips this.
+            retried = [(c.task.id,) for c in done if c.task.attempts > 1]
+            if retried:
+                await conn.executemany("DELETE FROM attempts WHERE task_id = ?", retried)
             totals: dict[str, list[int]] = {}
             resyncs: dict[int, list[int]] = {}  # tasks a resync queued: its own counters
             for c in done:
@@ -187,11 +191,17 @@ class SQLiteQueue(TaskQueue):
     async def _park(
         self, task: Task, state: TaskState, error: str, error_class: str, at: float
     ) -> None:
+        now = time.time()
         async with self._tx() as conn:
             await conn.execute(
                 "UPDATE tasks SET state = ?, next_at = ?, lease_until = 0, last_error = ?, "
                 "error_class = ?, updated_at = ? WHERE id = ?",
-                (state.value, at, error, error_class, time.time(), task.id),
+                (state.value, at, error, error_class, now, task.id),
+            )
+            await conn.execute(
+                "INSERT OR REPLACE INTO attempts (task_id, n, at, kind, error) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (task.id, task.attempts, now, error_class, error),
             )
 
     async def release(self, tasks: Sequence[Task]) -> None:
@@ -306,6 +316,12 @@ class SQLiteQueue(TaskQueue):
         async with self._db.conn.execute(sql + " ORDER BY key LIMIT ?", [*args, limit]) as cur:
             return [Replica(*row) for row in await cur.fetchall()]
 
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        rows = await self._db.rows(
+            "SELECT n, at, kind, error FROM attempts WHERE task_id = ? ORDER BY n", (task_id,)
+        )
+        return [Attempt(*row) for row in rows]
+
     async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:
         rows = await self._db.rows(
             "SELECT target_version FROM replicas WHERE policy = ? AND key = ? "
@@ -332,6 +348,10 @@ class SQLiteQueue(TaskQueue):
 
     async def drop_policy(self, policy: str) -> None:
         async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM attempts WHERE task_id IN (SELECT id FROM tasks WHERE policy = ?)",
+                (policy,),
+            )
             for table in ("tasks", "counters", "totals", "replicas"):
                 await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
 

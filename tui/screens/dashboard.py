@@ -22,7 +22,7 @@ from tui.actions import bindings
 from tui.app import View
 from tui.screens import ConsoleScreen
 from tui.screens.policy_actions import PolicyActions
-from tui.widgets.status import StatusBar, status_line
+from tui.widgets.status import StatusBar
 from tui.widgets.table import Cell, LiveTable
 from tui.widgets.trend import Series, Trend
 
@@ -177,18 +177,8 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
         )
 
     def tick(self) -> None:
-        view = self.console.view
-        self.query_one(StatusBar).update(
-            status_line(
-                view.snapshot,
-                now=self.console.clock(),
-                received_at=view.received_at,
-                refresh=self.console.refresh_every,
-                error=view.error,
-                frozen=view.frozen,
-                where=self.console.where,
-            )
-        )
+        for bar in self.query(StatusBar):  # none while the screen is being torn down
+            bar.show(self.console)
 
     async def fetch(self, source: Service) -> TaskPage:
         return await source.tasks(

@@ -29,7 +29,7 @@ from tui.app import View
 from tui.screens import ConsoleScreen
 from tui.screens.confirm import Confirm
 from tui.screens.dashboard import failure_state
-from tui.widgets.status import StatusBar, status_line
+from tui.widgets.status import StatusBar
 from tui.widgets.table import Cell, LiveTable
 
 PAGE = 200
@@ -100,17 +100,7 @@ class FailuresScreen(ConsoleScreen[None]):
 
     def render_view(self, view: View, extra: object) -> None:
         snapshot = view.snapshot
-        self.query_one(StatusBar).update(
-            status_line(
-                snapshot,
-                now=self.console.clock(),
-                received_at=view.received_at,
-                refresh=self.console.refresh_every,
-                error=view.error,
-                frozen=view.frozen,
-                where=self.console.where,
-            )
-        )
+        self.query_one(StatusBar).show(self.console)
         if not isinstance(extra, TaskPage) or view.frozen:
             return
         self.page, self.next_cursor = extra.tasks, extra.next

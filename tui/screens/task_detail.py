@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
-from engine.model import Task, TaskState
+from engine.errors import MirrorlineError
+from engine.model import Attempt, Task, TaskState
 from tui import fmt
 from tui.screens import ConsoleModal
 
@@ -39,6 +41,16 @@ def describe(task: Task, now: float) -> Table:
     return grid
 
 
+def history(attempts: list[Attempt]) -> Table | Text:
+    if not attempts:
+        return Text("none recorded")
+    grid = Table.grid(padding=(0, 2))
+    for a in attempts:
+        first = a.error.splitlines()[0] if a.error else ""
+        grid.add_row(f"#{a.n}", fmt.clock(a.at), a.kind, Text(first, overflow="ellipsis"))
+    return grid
+
+
 class TaskDetail(ConsoleModal[None]):
     BINDINGS = [
         Binding("escape,q", "dismiss", "Back"),
@@ -53,10 +65,24 @@ class TaskDetail(ConsoleModal[None]):
         with Vertical(classes="dialog detail"):
             yield Label(f"Task {self.task_shown.id}", classes="title")
             yield Static(describe(self.task_shown, self.console.clock()))
-            yield Label("error", classes="name")
+            yield Label("last error", classes="name")
             with VerticalScroll(classes="error-text"):
                 yield Static(Text(self.task_shown.last_error or "-"))
+            yield Label("attempts", classes="name")
+            yield Static("loading…", id="attempts")
             yield Label("esc back · c copy", classes="hint")
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(exclusive=True)
+    async def load(self) -> None:
+        try:
+            attempts = await self.console.source.attempts(self.task_shown.id)
+        except MirrorlineError as exc:
+            self.query_one("#attempts", Static).update(Text(exc.reason))
+            return
+        self.query_one("#attempts", Static).update(history(attempts))
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(f"{self.task_shown.key}\t{self.task_shown.last_error}")

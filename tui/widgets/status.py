@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.content import Content
 from textual.widgets import Static
 
 from engine.snapshot import Snapshot
 from tui import fmt
+
+if TYPE_CHECKING:
+    from tui.app import Console
 
 
 def status_line(
@@ -65,3 +70,17 @@ def status_line(
 
 class StatusBar(Static):
     """Redrawn twice a second, so the staleness clock ticks between refreshes."""
+
+    def show(self, console: Console) -> None:
+        view = console.view
+        self.update(
+            status_line(
+                view.snapshot,
+                now=console.clock(),
+                received_at=view.received_at,
+                refresh=console.refresh_every,
+                error=view.error,
+                frozen=view.frozen,
+                where=console.where,
+            )
+        )
