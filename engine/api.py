@@ -160,7 +160,7 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
             tags=field(data, "tags", str, ""),
             replicate=replicate,
             bandwidth=str(field(data, "bandwidth", (str, int), "") or ""),
-            enabled=field(data, "enabled", bool, True),
+            enabled=field(data, "enabled", bool),
         )
 
     async def add_policy(request: Request) -> Response:

@@ -90,7 +90,7 @@ MIGRATIONS: list[list[str]] = [
         # are in this index, so the copy path's state changes barely touch it.
         "CREATE INDEX tasks_parked ON tasks(id) WHERE state IN ('failed', 'retrying')",
         # Each failed attempt of a task, for the console's detail view. Written only when a
-        # task is parked (the slow path), dropped when it completes.
+        # task is parked (the slow path); dropped with the task (completed or its policy gone).
         """CREATE TABLE attempts (
             task_id INTEGER NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL,
             kind TEXT NOT NULL, error TEXT NOT NULL,

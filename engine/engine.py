@@ -18,7 +18,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from engine.aliases import Alias, AliasBook
 from engine.api import create_app, serve
 from engine.bandwidth import TokenBucket
 from engine.db import Database, open_db
+from engine.detection import Detector
 from engine.errors import MirrorlineError
 from engine.health import Link
 from engine.model import Completion
@@ -35,11 +36,8 @@ from engine.reporting import Live, compose, publish
 from engine.resync import ResyncRunner
 from engine.retry import RetryPolicy
 from engine.s3.client import S3Client
-from engine.s3.control import ControlClient
-from engine.scanner import ScanResult, scan, sweep_tags
 from engine.scheduler import Dispatcher, Recorder, Route
 from engine.service import LocalService
-from engine.snapshot import Link as LinkView
 from engine.snapshot import Snapshot, Transfer
 from engine.statedir import EngineLock, ensure
 from engine.telemetry import SLOT, Telemetry
@@ -81,17 +79,10 @@ class Engine:
         self.snapshot: Snapshot | None = None  # the latest, refreshed every second
         self.links: dict[str, Link] = {}
         self.dispatchers: dict[str, Dispatcher] = {}
-        self.scanned_at: dict[str, float] = {}
-        self.scan_count: dict[str, int] = {}
-        self.scan_error: dict[str, str] = {}
-        self._clients: dict[str, S3Client] = {}
-        self._aliases: dict[str, Alias] = {}
+        self.detector = Detector(self)
+        self.clients: dict[str, S3Client] = {}
+        self.aliases: dict[str, Alias] = {}
         self._aliases_mtime = -1.0
-        self._scanners: dict[str, asyncio.Task[None]] = {}
-        self._sweepers: dict[str, asyncio.Task[None]] = {}
-        self._hints: dict[str, set[str]] = {}
-        self._hint_events: dict[str, asyncio.Event] = {}
-        self._listeners: dict[str, Callable[[], None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._db: Database | None = None
         self._stop = asyncio.Event()
@@ -168,22 +159,14 @@ class Engine:
         return await self.refresh()
 
     async def _shutdown(self) -> None:
-        for stopper in self._listeners.values():
-            stopper()
-        for running in (*self._scanners.values(), *self._sweepers.values()):
-            running.cancel()
+        await self.detector.stop_all()
         await asyncio.gather(
             *(d.drain(self.config.drain_grace) for d in self.dispatchers.values()),
             return_exceptions=True,
         )
         for task in self._background:
             task.cancel()
-        await asyncio.gather(
-            *self._scanners.values(),
-            *self._sweepers.values(),
-            *self._background,
-            return_exceptions=True,
-        )
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.recorder.flush()
         await self.refresh(running=False)
         assert self._db is not None and self.snapshot is not None
@@ -191,14 +174,20 @@ class Engine:
         points = self.telemetry.points(self.snapshot.policies, now)
         await self.telemetry.save(points, self._downtimes(), now)
         await publish(self._db, self.snapshot)
-        for client in self._clients.values():
+        for client in self.clients.values():
             await client.close()
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._ended)
         return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """A background loop must not die silently: the snapshot would freeze unnoticed."""
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped", task.get_coro(), exc_info=task.exception())
 
     # -- configuration reload ------------------------------------------------------
 
@@ -226,26 +215,26 @@ class Engine:
         mtime = path.stat().st_mtime if path.exists() else 0.0
         if mtime != self._aliases_mtime:
             fresh = AliasBook(path).all()
-            for name, old in self._aliases.items():
-                if fresh.get(name) != old and name in self._clients:
+            for name, old in self.aliases.items():
+                if fresh.get(name) != old and name in self.clients:
                     self._replace_client(name, fresh.get(name))
-            self._aliases = fresh
+            self.aliases = fresh
             self._aliases_mtime = mtime
 
     def _client(self, name: str) -> S3Client:
-        if name not in self._clients:
-            self._clients[name] = self._client_for(self._aliases[name])
+        if name not in self.clients:
+            self.clients[name] = self._client_for(self.aliases[name])
             if name in self.links:
-                self.links[name].client = self._clients[name]
+                self.links[name].client = self.clients[name]
             else:
-                self.links[name] = Link(name, self._clients[name], self.config.probe_interval)
+                self.links[name] = Link(name, self.clients[name], self.config.probe_interval)
                 self.links[name].downtime_total = self.telemetry.link_downtime.get(name, 0.0)
                 self._spawn(self.links[name].run())
-        return self._clients[name]
+        return self.clients[name]
 
     def _replace_client(self, name: str, alias: Alias | None) -> None:
         """An alias changed (new credentials, say): its routes are rebuilt on this reload."""
-        self._spawn(self._clients.pop(name).close())
+        self._spawn(self.clients.pop(name).close())
         for dispatcher in self.dispatchers.values():
             for pid, route in list(dispatcher.routes.items()):
                 if name in (route.source_link.alias, route.target_link.alias):
@@ -253,7 +242,7 @@ class Engine:
                     self.policies.pop(pid, None)
         if alias is not None:
             self.links[name].client = self._client_for(alias)
-            self._clients[name] = self.links[name].client
+            self.clients[name] = self.links[name].client
 
     def _client_for(self, alias: Alias) -> S3Client:
         return S3Client.for_alias(alias, max_connections=self.config.workers * 2 + 8)
@@ -269,18 +258,18 @@ class Engine:
         wanted = {
             p.id: p
             for p in self.all_policies
-            if p.enabled and p.source_alias in self._aliases and p.target_alias in self._aliases
+            if p.enabled and p.source_alias in self.aliases and p.target_alias in self.aliases
         }
+        present = {p.id for p in self.all_policies}
         for pid in set(self.policies) - set(wanted):
             self._retire(pid)
+            if pid not in present:  # removed, not just disabled: its numbers go too
+                self.telemetry.forget(pid)
         for pid, policy in wanted.items():
             route = self._route(policy)
             route.active = not (paused or policy.paused)
-            if pid not in self._scanners:
-                self._scanners[pid] = asyncio.create_task(self._scan_loop(pid))
-                if self.config.tag_sweep_rate > 0:
-                    self._sweepers[pid] = asyncio.create_task(self._sweep_loop(pid))
             self.policies[pid] = policy
+            self.detector.start(pid)
         for dispatcher in self.dispatchers.values():
             dispatcher.wake()
 
@@ -306,8 +295,8 @@ class Engine:
                 policy=policy,
                 source=self._client(policy.source_alias),
                 target=self._client(policy.target_alias),
-                source_origin=origin_of(self._aliases[policy.source_alias], policy.source_bucket),
-                target_origin=origin_of(self._aliases[policy.target_alias], policy.target_bucket),
+                source_origin=origin_of(self.aliases[policy.source_alias], policy.source_bucket),
+                target_origin=origin_of(self.aliases[policy.target_alias], policy.target_bucket),
                 part_size=self.config.part_size,
                 part_slots=self._part_slots,
                 limit=limit if policy.bandwidth else None,
@@ -325,130 +314,7 @@ class Engine:
     def _retire(self, pid: str) -> None:
         policy = self.policies.pop(pid)
         self.dispatchers[policy.target_alias].routes.pop(pid, None)
-        for tasks in (self._scanners, self._sweepers):
-            if running := tasks.pop(pid, None):
-                running.cancel()
-        if stopper := self._listeners.pop(pid, None):
-            stopper()
-        self.scanned_at.pop(pid, None)
-
-    # -- change detection ---------------------------------------------------------
-
-    def _reverse(self, policy: Policy) -> list[str]:
-        """Policies replicating our target back into our source: their replicas are echoes."""
-        return [
-            p.id
-            for p in self.policies.values()
-            if p.source_alias == policy.target_alias
-            and p.source_bucket == policy.target_bucket
-            and p.target_alias == policy.source_alias
-            and p.target_bucket == policy.source_bucket
-        ]
-
-    def hint(self, policy_id: str, key: str) -> None:
-        """A change notification for one key: scan just that key soon."""
-        if policy_id in self._hint_events:
-            self._hints.setdefault(policy_id, set()).add(key)
-            self._hint_events[policy_id].set()
-
-    async def _scan_loop(self, pid: str) -> None:
-        self._hint_events[pid] = wake = asyncio.Event()
-        self._start_listener(pid)
-        full_due = 0.0
-        while True:
-            policy = self.policies.get(pid) or await self.store.get(pid)
-            source, target = self.links[policy.source_alias], self.links[policy.target_alias]
-            if not (source.online and target.online):
-                await asyncio.sleep(self.config.probe_interval)
-                continue
-            keys = self._hints.pop(pid, set())
-            try:
-                if time.monotonic() >= full_due or len(keys) > 100:
-                    started = time.time()
-                    result = await self._scan(policy)
-                    self.scanned_at[pid] = started
-                    self.scan_count[pid] = self.scan_count.get(pid, 0) + 1
-                    self.scan_error.pop(pid, None)
-                    full_due = time.monotonic() + self.config.scan_interval
-                    if result.enqueued:
-                        log.info(
-                            "scan %s: %d keys, %d versions, %d new tasks",
-                            pid,
-                            result.keys,
-                            result.versions,
-                            result.enqueued,
-                        )
-                else:
-                    for key in sorted(keys):
-                        await self._scan(policy, prefix=key)
-            except MirrorlineError as exc:
-                if self.scan_error.get(pid) != exc.reason:
-                    log.warning("scan %s failed: %s", pid, exc)
-                self.scan_error[pid] = exc.reason
-                full_due = time.monotonic() + self.config.scan_interval
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(0.0, full_due - time.monotonic()))
-
-    async def _scan(self, policy: Policy, prefix: str | None = None) -> ScanResult:
-        result = await scan(
-            policy,
-            self._clients[policy.source_alias],
-            self._clients[policy.target_alias],
-            self.queue,
-            self._reverse(policy),
-            prefix=prefix,
-        )
-        if result.enqueued:
-            self.dispatchers[policy.target_alias].wake()
-        return result
-
-    async def _sweep_loop(self, pid: str) -> None:
-        """Metadata sync: walk the replica map at a bounded rate comparing tags."""
-        batch = max(1, int(self.config.tag_sweep_rate))
-        cursor = ""
-        while True:
-            await asyncio.sleep(1.0)
-            policy = self.policies.get(pid)
-            if policy is None or not policy.wants("metadata-sync"):
-                continue
-            source, target = self.links[policy.source_alias], self.links[policy.target_alias]
-            if not (source.online and target.online) or self.dispatchers[policy.target_alias].busy:
-                continue  # the lowest priority: never competes with copies
-            try:
-                cursor, queued = await sweep_tags(
-                    policy,
-                    self._clients[policy.source_alias],
-                    self._clients[policy.target_alias],
-                    self.queue,
-                    cursor,
-                    batch,
-                )
-            except MirrorlineError as exc:
-                log.debug("tag sweep %s: %s", pid, exc)
-                continue
-            if queued:
-                log.info("tag sweep %s: %d versions with changed tags", pid, queued)
-                self.dispatchers[policy.target_alias].wake()
-
-    def _start_listener(self, pid: str) -> None:
-        if not self.config.events:
-            return
-        policy = self.policies[pid]
-        loop = asyncio.get_running_loop()
-        control = ControlClient(self._aliases[policy.source_alias], timeout=3600)
-
-        def on_key(key: str) -> None:
-            loop.call_soon_threadsafe(self.hint, pid, key)
-
-        def unsupported(reason: str) -> None:
-            log.info(
-                "policy %s: %s; relying on scans every %ss", pid, reason, self.config.scan_interval
-            )
-
-        self._listeners[pid] = control.listen(
-            policy.source_bucket, policy.prefix, on_key, unsupported
-        )
+        self.detector.stop(pid)
 
     # -- accounting ------------------------------------------------------------------
 
@@ -459,7 +325,7 @@ class Engine:
 
     async def synced(self) -> bool:
         """Every policy scanned since start and nothing left to do."""
-        if any(pid not in self.scanned_at for pid in self.policies):
+        if any(pid not in self.detector.scanned_at for pid in self.policies):
             return False
         if any(d.in_flight for d in self.dispatchers.values()):
             return False
@@ -498,7 +364,7 @@ class Engine:
             started_at=self.started_at,
             workers=self.config.workers,
             running=running,
-            links=[self._link_view(link) for link in self.links.values()],
+            links=[link.status() for link in self.links.values()],
             transfers=[
                 Transfer(
                     task_id=f.task.id,
@@ -515,21 +381,11 @@ class Engine:
                 for d in self.dispatchers.values()
                 for f in list(d.in_flight.values())
             ],
-            scans={pid: (n, self.scanned_at.get(pid)) for pid, n in self.scan_count.items()},
-            scan_errors=dict(self.scan_error),
+            scans={
+                pid: (n, self.detector.scanned_at.get(pid))
+                for pid, n in self.detector.scan_count.items()
+            },
+            scan_errors=dict(self.detector.scan_error),
         )
         self.snapshot = compose(self.telemetry, self.all_policies, counts, self.paused, live, now)
         return self.snapshot
-
-    @staticmethod
-    def _link_view(link: Link) -> LinkView:
-        status = link.status()
-        return LinkView(
-            alias=status.alias,
-            online=status.online,
-            since=status.since,
-            downtime_current=status.downtime_current,
-            downtime_total=status.downtime_total,
-            latency_ms=status.latency_ms,
-            last_error=status.last_error,
-        )

@@ -11,26 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 from engine.errors import MirrorlineError
 from engine.s3.client import S3Client
+from engine.snapshot import Link as LinkView
 
 log = logging.getLogger("mirrorline.health")
-
-
-@dataclass
-class LinkStatus:
-    alias: str
-    online: bool
-    since: float
-    downtime_total: float
-    latency_ms: float | None
-    last_error: str
-
-    @property
-    def downtime_current(self) -> float:
-        return 0.0 if self.online else time.time() - self.since
 
 
 class Link:
@@ -47,14 +33,17 @@ class Link:
         self.last_error = ""
         self.changed = asyncio.Event()
 
-    def status(self) -> LinkStatus:
-        return LinkStatus(
-            self.alias,
-            self.online,
-            self.since,
-            self.downtime_total + (0.0 if self.online else time.time() - self.since),
-            self.latency_ms,
-            self.last_error,
+    def status(self) -> LinkView:
+        """As the snapshot shows it: downtimes include the outage still going on."""
+        current = 0.0 if self.online else time.time() - self.since
+        return LinkView(
+            alias=self.alias,
+            online=self.online,
+            since=self.since,
+            downtime_current=current,
+            downtime_total=self.downtime_total + current,
+            latency_ms=self.latency_ms,
+            last_error=self.last_error,
         )
 
     def mark_offline(self, reason: str) -> None:

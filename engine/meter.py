@@ -12,7 +12,6 @@ class Meter:
     def __init__(self, window: int = 10) -> None:
         self.window = window
         self._buckets: deque[list[float]] = deque()  # [second, bytes, objects]
-        self.peak_bytes = 0.0
 
     def _bucket(self, now: float) -> list[float]:
         second = float(int(now))
@@ -34,5 +33,4 @@ class Meter:
         done = [b for b in self._buckets if current - self.window <= b[0] < current]
         nbytes = sum(b[1] for b in done) / self.window
         objects = sum(b[2] for b in done) / self.window
-        self.peak_bytes = max(self.peak_bytes, nbytes)
         return nbytes, objects

@@ -125,6 +125,9 @@ def _sum(kind: type[V], values: Sequence[V]) -> V:
     total = {name: sum(getattr(v, name) for v in values) for name in fields}
     if kind is Backlog:  # the oldest pending task of the target is the oldest of any policy
         total["oldest_pending_age"] = max((v.oldest_pending_age for v in values), default=0.0)
+    else:  # peaks happened at different times: the best single one is what is known
+        for name in ("peak_bytes", "peak_objects"):
+            total[name] = max((getattr(v, name) for v in values), default=0.0)
     return kind(**total)
 
 

@@ -61,7 +61,7 @@ class PolicySpec:
     tags: str = ""
     replicate: str | None = None  # comma list; None: all operations
     bandwidth: str = ""
-    enabled: bool = True
+    enabled: bool | None = None  # None: enabled when added, unchanged when edited
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class Service(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Let go of connections; the engine itself is not stopped."""
+        """Let go of connections. A remote or local engine runs on; an embedded one drains."""
 
 
 @dataclass
@@ -271,7 +271,7 @@ class LocalService(Service):
             if spec.replicate is not None
             else frozenset(OPERATIONS),
             bandwidth=parse_bandwidth(spec.bandwidth) if spec.bandwidth else 0,
-            enabled=spec.enabled,
+            enabled=spec.enabled is not False,
         )
 
     async def add_policy(self, spec: PolicySpec) -> Policy:
@@ -290,7 +290,8 @@ class LocalService(Service):
     async def update_policy(self, policy_id: str, spec: PolicySpec) -> Policy:
         old = await self.store.get(policy_id)
         new = await self._parse(spec, policy_id, spec.priority or old.priority)
-        new = replace(new, paused=old.paused, created_at=old.created_at)
+        enabled = old.enabled if spec.enabled is None else spec.enabled
+        new = replace(new, paused=old.paused, created_at=old.created_at, enabled=enabled)
         if (new.source, new.target) != (old.source, old.target):
             await check_policy(new, self.book)
         policy = await self.store.update(new)

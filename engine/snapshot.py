@@ -43,6 +43,8 @@ class Latency:
 
 @dataclass(frozen=True, slots=True)
 class Rate:
+    """Per second. For a target, the peaks are the highest of one policy's (a lower bound)."""
+
     current_bytes: float = 0.0  # last 10 s
     current_objects: float = 0.0
     average_bytes: float = 0.0  # since the engine started
@@ -92,8 +94,9 @@ class PolicyStats:
     rate: Rate
     errors: Errors
     # window ("1m", "1h") -> size class ("all", "<1KiB", ...) -> percentiles
+    paused: bool = False  # this policy's own flag (state also says paused for the engine's)
     latency: dict[str, dict[str, Latency]] = field(default_factory=dict)
-    # size class -> cumulative counts at each bound of `latency_bounds`, then +Inf, then sum
+    # size class -> cumulative counts at each bound of telemetry.LATENCY_BUCKETS, +Inf, sum
     latency_histogram: dict[str, list[float]] = field(default_factory=dict)
     sent_bytes_total: int = 0  # bytes streamed to the target, as they stream (persisted)
     bandwidth_limit: int = 0  # configured, bytes/s (0: none)

@@ -71,8 +71,8 @@ def percentiles(bins: Counter[int]) -> Latency:
 class Window:
     """Counts over the last hour in 10 s slots, with running minute and hour sums.
 
-    Adding is O(1) and a slot leaving a window is subtracted once, so reading
-    the last minute or hour never re-adds 360 slots.
+    Adding is O(1): expiry runs once per new slot, and a slot leaving a window
+    is subtracted once, so reading the last minute or hour never re-adds 360 slots.
     """
 
     def __init__(self) -> None:
@@ -81,9 +81,9 @@ class Window:
         self._edge = dict.fromkeys(WINDOWS, 0)  # slots already subtracted, per window
 
     def add(self, key: tuple[str, ...], now: float, n: int = 1) -> None:
-        self.expire(now)
         slot = now - now % SLOT
         if not self._slots or self._slots[-1][0] != slot:
+            self.expire(now)
             self._slots.append((slot, Counter()))
         self._slots[-1][1][key] += n
         for total in self.sums.values():
@@ -92,21 +92,24 @@ class Window:
     def expire(self, now: float) -> None:
         for name, span in WINDOWS.items():
             edge = self._edge[name]
+            gone = edge
             while edge < len(self._slots) and self._slots[edge][0] <= now - span:
                 self.sums[name].subtract(self._slots[edge][1])
                 edge += 1
             self._edge[name] = edge
+            if edge > gone:  # drop the keys that fell to zero, only when something left
+                total = self.sums[name]
+                for key in [k for k, v in total.items() if v <= 0]:
+                    del total[key]
         while self._edge["1h"] > 0:
             self._slots.popleft()
             self._edge = {name: e - 1 for name, e in self._edge.items()}
-        for total in self.sums.values():
-            for key in [k for k, v in total.items() if v <= 0]:
-                del total[key]
 
-    def since(self, start: float) -> Counter[tuple[str, ...]]:
+    def between(self, start: float, end: float) -> Counter[tuple[str, ...]]:
+        """Counts of the slots that start in [start, end)."""
         out: Counter[tuple[str, ...]] = Counter()
         for slot, counts in self._slots:
-            if slot >= start:
+            if start <= slot < end:
                 out.update(counts)
         return out
 
@@ -140,6 +143,14 @@ class Telemetry:
         self.link_downtime: dict[str, float] = {}  # persisted totals from earlier runs
         self._unsaved_errors: Counter[tuple[str, str, str]] = Counter()
         self._last_reason: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+    def forget(self, policy: str) -> None:
+        """A removed policy: its numbers go (the queue's drop_policy removes the stored ones)."""
+        self.policies.pop(policy, None)
+        for key in [k for k in self._last_reason if k[0] == policy]:
+            del self._last_reason[key]
+        for key in [k for k in self._unsaved_errors if k[0] == policy]:
+            del self._unsaved_errors[key]
 
     def of(self, policy: str) -> PolicyTotals:
         if policy not in self.policies:
@@ -245,6 +256,7 @@ class Telemetry:
             target_alias=policy.target_alias,
             state=state,
             priority=policy.priority,
+            paused=policy.paused,
             backlog=backlog(counts, now),
             rate=self.rate(policy.id, now),
             errors=self.error_stats(policy.id, now),
@@ -296,32 +308,38 @@ class Telemetry:
                 stats += [(f"latency:{pid}:{cls}", str(i), v) for i, v in enumerate(row)]
         stats += [(f"link:{alias}", "downtime_total", total) for alias, total in links.items()]
         errors, self._unsaved_errors = self._unsaved_errors, Counter()
-        async with self._db.tx() as conn:
-            await conn.executemany(
-                "INSERT OR REPLACE INTO history (policy, at, body) VALUES (?, ?, ?)",
-                [(p.policy, p.at, json.dumps(_body(p))) for p in points],
-            )
-            await conn.executemany(
-                "INSERT OR REPLACE INTO stats (scope, name, value) VALUES (?, ?, ?)", stats
-            )
-            await conn.executemany(
-                "INSERT INTO error_totals (policy, kind, code, count, last_reason, last_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                "count = count + excluded.count, last_reason = excluded.last_reason, "
-                "last_at = excluded.last_at",
-                [(*key, n, *self._last_reason[key]) for key, n in errors.items()],
-            )
-            await conn.execute("DELETE FROM history WHERE at < ?", (now - HISTORY_KEEP,))
+        try:
+            async with self._db.tx() as conn:
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO history (policy, at, body) VALUES (?, ?, ?)",
+                    [(p.policy, p.at, json.dumps(_body(p))) for p in points],
+                )
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO stats (scope, name, value) VALUES (?, ?, ?)", stats
+                )
+                await conn.executemany(
+                    "INSERT INTO error_totals (policy, kind, code, count, last_reason, last_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                    "count = count + excluded.count, last_reason = excluded.last_reason, "
+                    "last_at = excluded.last_at",
+                    [(*key, n, *self._last_reason[key]) for key, n in errors.items()],
+                )
+                await conn.execute("DELETE FROM history WHERE at < ?", (now - HISTORY_KEEP,))
+
+        except BaseException:
+            self._unsaved_errors.update(errors)  # not written: count them next time
+            raise
 
     def points(self, stats: Iterable[PolicyStats], now: float) -> list[HistoryPoint]:
-        recent = self.errors.since(now - SLOT)
+        at = now - now % SLOT
+        recent = self.errors.between(at - SLOT, at)  # the 10 s slot that just ended
         out = []
         for p in stats:
             minute = p.latency.get("1m", {}).get("all", Latency())
             out.append(
                 HistoryPoint(
                     policy=p.id,
-                    at=now - now % SLOT,
+                    at=at,
                     pending=p.backlog.pending,
                     pending_bytes=p.backlog.pending_bytes,
                     in_flight=p.backlog.in_flight,
@@ -366,15 +384,16 @@ def backlog(counts: Counts, now: float) -> Backlog:
 
 
 async def history(
-    db: Database, since: float, policy: str | None = None, limit: int = 10000
+    db: Database, since: float, policy: str | None = None, limit: int = 100_000
 ) -> list[HistoryPoint]:
+    """Points since `since`, oldest first; past `limit` the newest are kept, not the oldest."""
     sql = "SELECT policy, at, body FROM history WHERE at >= ?"
     args: list[object] = [since]
     if policy:
         sql += " AND policy = ?"
         args.append(policy)
-    rows = await db.rows(sql + " ORDER BY at, policy LIMIT ?", [*args, limit])
-    return [HistoryPoint(policy=p, at=at, **json.loads(body)) for p, at, body in rows]
+    rows = await db.rows(sql + " ORDER BY at DESC, policy LIMIT ?", [*args, limit])
+    return [HistoryPoint(policy=p, at=at, **json.loads(body)) for p, at, body in reversed(rows)]
 
 
 def with_backlog(stats: PolicyStats, counts: Counts, now: float) -> PolicyStats:

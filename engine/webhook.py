@@ -43,7 +43,7 @@ class Record:
 
 
 def parse(payload: Any) -> list[Record]:
-    """Records of a MinIO webhook body; a malformed one is a UserError (HTTP 400)."""
+    """Records of a MinIO webhook body; a malformed one is a UserError (HTTP 422)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("Records"), list):
         raise UserError("expected a MinIO event: a JSON object with a 'Records' list")
     out = []

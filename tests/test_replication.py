@@ -217,7 +217,9 @@ def test_engine_sigkill_mid_run_loses_nothing(pair: Pair) -> None:
     # Throttled to ~100 objects/s so the kill lands mid-run on a fast machine too.
     pair.add_policy("--bandwidth", "200KiB")
     engine = pair.start_engine()
-    eventually(lambda: 0 < pair.status()["replicated"] < total // 2, interval=0.02)
+    # The first copies landed; the fault goes in now. (A window like "under half done"
+    # can be skipped over entirely when each status call takes a loaded second.)
+    eventually(lambda: pair.status()["replicated"] > 0, interval=0.05)
     assert pair.stop_engine(engine, signal.SIGKILL) == -signal.SIGKILL
     partial = pair.status()["replicated"]
     assert partial < total
@@ -233,7 +235,9 @@ def test_target_outage_mid_run_drains_without_failures(pair: Pair) -> None:
     pair.seed("outage/", total, 1024)
     pair.add_policy("--bandwidth", "100KiB")  # ~100 objects/s: the outage lands mid-run
     pair.start_engine()
-    eventually(lambda: 0 < pair.status()["replicated"] < total // 2, interval=0.02)
+    # The first copies landed; the fault goes in now. (A window like "under half done"
+    # can be skipped over entirely when each status call takes a loaded second.)
+    eventually(lambda: pair.status()["replicated"] > 0, interval=0.05)
     pair.target.stop()
     try:
         eventually(lambda: pair.status()["target_online"] is False, timeout=30)
@@ -314,9 +318,11 @@ def test_tag_changes_on_replicated_versions_are_synced(pair: Pair) -> None:
 def test_sigterm_drains_and_leaves_no_lease_behind(pair: Pair) -> None:
     total = 300
     pair.seed("drain/", total, 4096)
-    pair.add_policy("--bandwidth", "400KiB")  # ~100 objects/s: SIGTERM lands mid-run
+    pair.add_policy("--bandwidth", "200KiB")  # ~50 objects/s: SIGTERM lands mid-run
     engine = pair.start_engine()
-    eventually(lambda: 0 < pair.status()["replicated"] < total // 2, interval=0.02)
+    # The first copies landed; the fault goes in now. (A window like "under half done"
+    # can be skipped over entirely when each status call takes a loaded second.)
+    eventually(lambda: pair.status()["replicated"] > 0, interval=0.05)
     assert pair.stop_engine(engine, signal.SIGTERM) == 0
     status = pair.status()
     assert status["in_flight"] == 0, "every lease was finished or handed back"

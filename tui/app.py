@@ -81,7 +81,8 @@ class Console(App[None]):
             try:
                 await self._starting()
             except MirrorlineError as exc:
-                self.exit(message=f"mirrorline: error: {exc.reason}", return_code=1)
+                if not self._quitting:  # q pressed while starting is not a failure
+                    self.exit(message=f"mirrorline: error: {exc.reason}", return_code=1)
                 return
         await self.load_history()
         await self.poll_now()
@@ -124,8 +125,13 @@ class Console(App[None]):
 
     # -- actions -------------------------------------------------------------------------
 
-    def act(self, what: Callable[[], Awaitable[object]], done: str) -> None:
-        """Run an engine action off the key handler; report how it went."""
+    def act(
+        self,
+        what: Callable[[], Awaitable[object]],
+        done: str,
+        then: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Run an engine action off the key handler; report how it went (`then` on success)."""
 
         async def run() -> None:
             try:
@@ -133,6 +139,7 @@ class Console(App[None]):
             except MirrorlineError as exc:
                 self.notify(exc.reason, title="Refused", severity="error", timeout=8)
                 return
+            then()
             self.notify(done)
             await self.poll_now()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -73,6 +74,10 @@ def tui(
             "the console needs a terminal (use `mirrorline replicate status` in scripts)"
         )
     log_to_file(statedir.ensure(ctx.state_dir) / "console.log")
-    app.run()
+    try:
+        app.run()
+    finally:
+        if not connect:  # the console crashed or was killed: still drain the engine
+            asyncio.run(embedded.close())
     if app.return_code:
         raise SystemExit(app.return_code)

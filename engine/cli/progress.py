@@ -13,7 +13,6 @@ from engine.cli.replicate import State, replicate, select, with_service, with_st
 from engine.diff import diff_policy
 from engine.errors import UserError
 from engine.model import Task, TaskState
-from engine.policies import parse_path
 from engine.service import MAX_PAGE, Service
 from engine.snapshot import Latency, PolicyStats, Snapshot
 
@@ -30,20 +29,6 @@ def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--connect", metavar="URL", help="A running engine's API, e.g. http://host:7480."
     )(fn)
-
-
-def _chosen(snapshot: Snapshot, path: str | None, policy_id: str | None) -> list[PolicyStats]:
-    chosen = snapshot.policies
-    if path:
-        alias, bucket = parse_path(path, "ALIAS/BUCKET")
-        chosen = [p for p in chosen if p.source == f"{alias}/{bucket}"]
-        if not chosen:
-            raise UserError(f"no replication policy for {path}")
-    if policy_id:
-        chosen = [p for p in chosen if p.id == policy_id]
-        if not chosen:
-            raise UserError(f"no policy with id {policy_id!r}")
-    return chosen
 
 
 def status_row(p: PolicyStats, snap: Snapshot) -> dict[str, Any]:
@@ -95,7 +80,7 @@ def status(
 ) -> None:
     """Per policy: replicated, pending, in flight, retrying, failed, lag and rate."""
     snap = with_service(ctx, connect, token, lambda service: service.status())
-    report = [status_row(p, snap) for p in _chosen(snap, path, None)]
+    report = [status_row(p, snap) for p in select(snap.policies, path, None)]
     running, paused = snap.engine.running, snap.engine.paused
     if as_json:
         emit_json({"engine_running": running, "engine_paused": paused, "policies": report})
@@ -159,7 +144,7 @@ def backlog(
 
     async def work(service: Service) -> list[Task]:
         tasks: list[Task] = []
-        for p in _chosen(await service.status(), path, policy_id):
+        for p in select((await service.status()).policies, path, policy_id):
             after: int | None = 0
             while after is not None and len(tasks) < limit:
                 page = await service.tasks(states, p.id, min(MAX_PAGE, limit - len(tasks)), after)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -77,11 +77,24 @@ def with_service(
     return run_async(go())
 
 
-def select(policies: list[Policy], path: str | None, policy_id: str | None) -> list[Policy]:
+class Named(Protocol):
+    """A policy, or a policy's stats: anything with an id and an ALIAS/BUCKET source."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def select(policies: list[N], path: str | None, policy_id: str | None) -> list[N]:
     chosen = policies
     if path:
         alias, bucket = parse_path(path, "ALIAS/BUCKET")
-        chosen = [p for p in chosen if (p.source_alias, p.source_bucket) == (alias, bucket)]
+        chosen = [p for p in chosen if p.source == f"{alias}/{bucket}"]
         if not chosen:
             raise UserError(f"no replication policy for {path}")
     if policy_id:

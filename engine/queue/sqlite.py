@@ -125,8 +125,9 @@ class SQLiteQueue(TaskQueue):
             # A task whose row is gone belonged to a policy removed meanwhile: recording
             # it would resurrect that policy's totals and replica map.
             done = [c for c in done if c.task.id in existed]
-            # Only a task that failed before has attempts recorded: the usual batch skips this.
-            retried = [(c.task.id,) for c in done if c.task.attempts > 1]
+            # Only a task that failed before has attempts recorded (and an error class,
+            # which a retry does not clear): the usual batch skips this.
+            retried = [(c.task.id,) for c in done if c.task.error_class]
             if retried:
                 await conn.executemany("DELETE FROM attempts WHERE task_id = ?", retried)
             totals: dict[str, list[int]] = {}
@@ -198,10 +199,12 @@ class SQLiteQueue(TaskQueue):
                 "error_class = ?, updated_at = ? WHERE id = ?",
                 (state.value, at, error, error_class, now, task.id),
             )
+            # Numbered in sequence, not by the task's attempt count: a retry by an
+            # operator resets that count, the history goes on.
             await conn.execute(
-                "INSERT OR REPLACE INTO attempts (task_id, n, at, kind, error) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (task.id, task.attempts, now, error_class, error),
+                "INSERT INTO attempts (task_id, n, at, kind, error) SELECT ?1, "
+                "COALESCE(MAX(n), 0) + 1, ?2, ?3, ?4 FROM attempts WHERE task_id = ?1",
+                (task.id, now, error_class, error),
             )
 
     async def release(self, tasks: Sequence[Task]) -> None:
@@ -352,6 +355,13 @@ class SQLiteQueue(TaskQueue):
                 "DELETE FROM attempts WHERE task_id IN (SELECT id FROM tasks WHERE policy = ?)",
                 (policy,),
             )
+            # Its telemetry too: a policy re-added under the same id starts from zero.
+            await conn.execute(
+                "DELETE FROM stats WHERE scope = ? OR scope LIKE ?",
+                (f"policy:{policy}", f"latency:{policy}:%"),
+            )
+            for table in ("history", "error_totals"):
+                await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
             for table in ("tasks", "counters", "totals", "replicas"):
                 await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
 

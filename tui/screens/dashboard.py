@@ -109,6 +109,7 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
         super().__init__()
         self.series = Series()
         self._seeded = False
+        self.failures: dict[str, Task] = {}  # the recent failures shown, by row key
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -220,13 +221,18 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
     # -- actions on the selected row -------------------------------------------------
 
     def selected_failure(self) -> Task | None:
-        key = self.query_one("#recent", LiveTable).selected_key
-        return getattr(self, "failures", {}).get(key) if key else None
+        """The failure under the cursor, only while that panel has the focus (and shows)."""
+        table = self.query_one("#recent", LiveTable)
+        key = table.selected_key if table.has_focus else None
+        return self.failures.get(key) if key else None
 
     def action_retry(self) -> None:
         task = self.selected_failure()
         if task is None:
-            self.notify("Select a failure in the Recent failures panel first", severity="warning")
+            self.notify(
+                "Move to Recent failures (tab) and pick one, or open all failures with F",
+                severity="warning",
+            )
             return
         self.console.act(
             lambda: self.console.source.retry([task.id]), f"Task {task.id} queued again"

@@ -27,8 +27,8 @@ from tui import fmt
 from tui.actions import bindings
 from tui.app import View
 from tui.screens import ConsoleScreen
-from tui.screens.confirm import Confirm
 from tui.screens.dashboard import failure_state
+from tui.screens.policy_actions import confirm_retry_all
 from tui.widgets.status import StatusBar
 from tui.widgets.table import Cell, LiveTable
 
@@ -216,6 +216,9 @@ class FailuresScreen(ConsoleScreen[None]):
         self.query_one("#failures", LiveTable).focus()
         self.refresh_now(reset=True)
 
+    def action_dashboard(self) -> None:
+        self.app.pop_screen()
+
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)
         if box.display or self.query_text:
@@ -231,22 +234,14 @@ class FailuresScreen(ConsoleScreen[None]):
         ids = sorted(self.marked) or ([t.id] if (t := self.selected()) else [])
         if not ids:
             return
-        self.marked.clear()
-        self.console.act(lambda: self.console.source.retry(ids), f"{len(ids)} task(s) queued again")
+        self.console.act(
+            lambda: self.console.source.retry(ids),
+            f"{len(ids)} task(s) queued again",
+            then=self.marked.clear,  # kept if the engine refuses: fix and press r again
+        )
 
     def action_retry_all(self) -> None:
-        scope = f" of policy {self.policy}" if self.policy else ""
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.console.act(
-                    lambda: self.console.source.retry(policy=self.policy),
-                    f"Failed tasks{scope} queued again",
-                )
-
-        self.app.push_screen(
-            Confirm(f"Retry every failed and retrying task{scope}?", "Retry all"), answered
-        )
+        confirm_retry_all(self.console, self.policy)
 
     def action_export(self) -> None:
         self.export()
@@ -271,7 +266,11 @@ class FailuresScreen(ConsoleScreen[None]):
             self.notify(f"Export failed: {exc.reason}", severity="error")
             return
         stem = Path.cwd() / time.strftime("mirrorline-failures-%Y%m%d-%H%M%S")
-        await asyncio.to_thread(write_export, stem, rows)
+        try:
+            await asyncio.to_thread(write_export, stem, rows)
+        except OSError as exc:
+            self.notify(f"Export failed: {exc.strerror or exc}", severity="error")
+            return
         self.notify(f"Exported {len(rows):,} task(s) to {stem}.csv and .json", timeout=10)
 
 

@@ -36,7 +36,7 @@ class PolicyActions:
         p = self.selected_policy()
         if p is None:
             return
-        pause = p.state != "paused"
+        pause = not p.paused  # its own flag: the engine's pause shows as paused too
         self.console.act(
             lambda: self.console.source.set_paused(pause, p.id),
             f"Policy {p.id} {'paused' if pause else 'resumed'}",
@@ -97,18 +97,29 @@ class PolicyActions:
         self.console.push_screen(Confirm(question, "Resync"), answered)
 
     def action_retry_all(self) -> None:
-        snapshot = self.console.view.snapshot
-        failed = sum(p.backlog.failed for p in snapshot.policies) if snapshot else 0
-        if not failed:
-            self.notify("Nothing has failed", severity="information")
-            return
+        confirm_retry_all(self.console, None)
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.console.act(
-                    lambda: self.console.source.retry(), f"{failed:,} failed task(s) queued again"
-                )
 
-        self.console.push_screen(
-            Confirm(f"Retry all {failed:,} failed task(s)?", "Retry all"), answered
-        )
+def confirm_retry_all(console: Console, policy: str | None) -> None:
+    """R: every failed and retrying task (of one policy, or all), after a yes."""
+    snapshot = console.view.snapshot
+    count = sum(
+        p.backlog.failed + p.backlog.retrying
+        for p in (snapshot.policies if snapshot else [])
+        if policy in (None, p.id)
+    )
+    if not count:
+        console.notify("Nothing has failed", severity="information")
+        return
+    scope = f" of policy {policy}" if policy else ""
+
+    def answered(yes: bool | None) -> None:
+        if yes:
+            console.act(
+                lambda: console.source.retry(policy=policy),
+                f"{count:,} failed or retrying task(s){scope} queued again",
+            )
+
+    console.push_screen(
+        Confirm(f"Retry all {count:,} failed or retrying task(s){scope}?", "Retry all"), answered
+    )

@@ -67,6 +67,12 @@ HINTS = {
 }
 
 
+def say(label: Label, message: str) -> None:
+    """An error line takes a row only while it has something to say (80x24 is tight)."""
+    label.update(Content(message))
+    label.display = bool(message)
+
+
 class Rule(Validator):
     """A RULES entry as a Textual validator: the Input marks itself invalid."""
 
@@ -126,7 +132,7 @@ class PolicyForm(ConsoleModal[None]):
         try:
             policy = next(p for p in await self.source.policies() if p.id == self.editing)
         except (MirrorlineError, StopIteration):
-            self.query_one("#form-error", Label).update("this policy is gone")
+            say(self.query_one("#form-error", Label), "this policy is gone")
             return
         self.fill(policy)
 
@@ -147,10 +153,10 @@ class PolicyForm(ConsoleModal[None]):
     def validate_field(self, event: Input.Changed) -> None:
         result = event.validation_result
         reason = result.failure_descriptions[0] if result and not result.is_valid else ""
-        self.query_one(f"#{event.input.id}-error", Label).update(Content(reason))
+        say(self.query_one(f"#{event.input.id}-error", Label), reason)
 
     def show_error(self, name: str, reason: str) -> None:
-        self.query_one(f"#{name}-error", Label).update(Content(reason))
+        say(self.query_one(f"#{name}-error", Label), reason)
         self.query_one(f"#{name}", Input).set_class(bool(reason), "-invalid")
 
     def errors(self) -> dict[str, str]:
@@ -184,9 +190,9 @@ class PolicyForm(ConsoleModal[None]):
     @on(Button.Pressed, "#save")
     def action_submit(self) -> None:
         if self.errors():
-            self.query_one("#form-error", Label).update("fix the fields marked above")
+            say(self.query_one("#form-error", Label), "fix the fields marked above")
             return
-        self.query_one("#form-error", Label).update("checking the endpoints…")
+        say(self.query_one("#form-error", Label), "checking the endpoints…")
         self.save(self.spec())
 
     @work(exclusive=True, group="save")
@@ -197,7 +203,7 @@ class PolicyForm(ConsoleModal[None]):
             else:
                 policy = await self.source.add_policy(spec)
         except MirrorlineError as exc:
-            self.query_one("#form-error", Label).update(Content(exc.reason))
+            say(self.query_one("#form-error", Label), exc.reason)
             return
         verb = "updated" if self.editing else "added: it starts replicating now"
         self.app.notify(f"Policy {policy.id} {verb}")

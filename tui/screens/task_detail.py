@@ -55,6 +55,7 @@ class TaskDetail(ConsoleModal[None]):
     BINDINGS = [
         Binding("escape,q", "dismiss", "Back"),
         Binding("c", "copy", "Copy key and error"),
+        Binding("r", "retry", "Retry"),
     ]
 
     def __init__(self, task: Task) -> None:
@@ -70,7 +71,7 @@ class TaskDetail(ConsoleModal[None]):
                 yield Static(Text(self.task_shown.last_error or "-"))
             yield Label("attempts", classes="name")
             yield Static("loading…", id="attempts")
-            yield Label("esc back · c copy", classes="hint")
+            yield Label("esc back · r retry · c copy", classes="hint")
 
     def on_mount(self) -> None:
         self.load()
@@ -83,6 +84,16 @@ class TaskDetail(ConsoleModal[None]):
             self.query_one("#attempts", Static).update(Text(exc.reason))
             return
         self.query_one("#attempts", Static).update(history(attempts))
+
+    def action_retry(self) -> None:
+        if self.console.read_only:
+            self.notify("Read-only console: no actions", severity="warning")
+            return
+        task = self.task_shown
+        self.console.act(
+            lambda: self.console.source.retry([task.id]), f"Task {task.id} queued again"
+        )
+        self.dismiss(None)
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(f"{self.task_shown.key}\t{self.task_shown.last_error}")

@@ -55,7 +55,10 @@ def status_line(
         parts.append(("  ", ""))
     if error:
         parts.append((f"{error}  ", "$error"))
-    age = now - received_at if received_at else None
+    # The engine's own clock counts too: an engine whose snapshot stopped moving is stale
+    # even while polls succeed.
+    taken = snapshot.engine.updated_at if snapshot and snapshot.engine.running else None
+    age = max(now - received_at, now - taken if taken else 0.0) if received_at else None
     stale = age is not None and age > 3 * refresh
     parts.append(
         (
