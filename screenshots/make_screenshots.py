@@ -66,7 +66,7 @@ async def shoot(state: Path, src: Minio, dst: Minio) -> None:
         await pilot.pause(8)
         dst.remove_bucket("logs-copy")  # queued copies now fail: NoSuchBucket
         await embedded.set_paused(False, "logs")
-        await pilot.pause(50)
+        await pilot.pause(40)
         save("dashboard")
         await pilot.press("F")
         await pilot.pause(2)
@@ -126,7 +126,7 @@ async def policies(state: Path) -> None:
     service = await LocalService.open(state, actor="cli")
     try:
         for pid, bucket, bandwidth in (
-            ("photos", "photos", "6MiB"),
+            ("photos", "photos", "4MiB"),
             ("logs", "logs", ""),
             ("cfg", "cfg", ""),
         ):
