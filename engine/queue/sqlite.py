@@ -195,8 +195,10 @@ class SQLiteQueue(TaskQueue):
         now = time.time()
         async with self._tx() as conn:
             await conn.execute(
+                # target_has_key: the failed try may have landed (a reply lost on the
+                # way back): the next one looks at the target before copying again.
                 "UPDATE tasks SET state = ?, next_at = ?, lease_until = 0, last_error = ?, "
-                "error_class = ?, updated_at = ? WHERE id = ?",
+                "error_class = ?, updated_at = ?, target_has_key = 1 WHERE id = ?",
                 (state.value, at, error, error_class, now, task.id),
             )
             # Numbered in sequence, not by the task's attempt count: a retry by an
@@ -212,7 +214,7 @@ class SQLiteQueue(TaskQueue):
             return
         async with self._tx() as conn:
             await conn.executemany(
-                "UPDATE tasks SET state = 'pending', lease_until = 0, "
+                "UPDATE tasks SET state = 'pending', lease_until = 0, target_has_key = 1, "
                 "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND state = 'in-flight'",
                 [(time.time(), t.id) for t in tasks],
             )
@@ -220,8 +222,8 @@ class SQLiteQueue(TaskQueue):
     async def recover(self) -> int:
         async with self._tx() as conn:
             cur = await conn.execute(
-                "UPDATE tasks SET state = 'pending', lease_until = 0, updated_at = ? "
-                "WHERE state = 'in-flight'",
+                "UPDATE tasks SET state = 'pending', lease_until = 0, target_has_key = 1, "
+                "updated_at = ? WHERE state = 'in-flight'",
                 (time.time(),),
             )
             return cur.rowcount

@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.color import Color
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
 # A cell: plain text, or (text, tone) with tone one of success/warning/error/primary/dim.
 # Text objects, never markup strings: a key like "a[b]" must show as itself.
@@ -103,7 +103,9 @@ class LiveTable(DataTable[Text]):
                 continue
             for column, value in zip(columns, cells, strict=True):
                 if self.get_cell(key, column) != value:
-                    self.update_cell(key, column, value, update_width=True)
+                    # Widening a column re-lays the whole table out: only when it must.
+                    wider = value.cell_len > self.columns[ColumnKey(column)].content_width
+                    self.update_cell(key, column, value, update_width=wider)
 
     def _rebuild(self, rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
         keep = self.selected_key
