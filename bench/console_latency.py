@@ -182,6 +182,10 @@ def main() -> None:
             asyncio.run(prepare(state, a, b, args.backlog))
             print(f"queued in {time.perf_counter() - t:.1f}s; measuring", file=sys.stderr)
             result = asyncio.run(measure(state, args.presses))
+            # Each source version must land once: counted on the target, not from our totals.
+            result["target_versions"] = sum(
+                1 for _ in dst.list_objects("copy-dst", recursive=True, include_version=True)
+            )
         finally:
             a.stop()
             b.stop()

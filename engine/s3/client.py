@@ -141,6 +141,12 @@ class S3Client:
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             )
+            # aiohttp quietly re-sends a PUT once when a reused connection drops: to S3
+            # with versioning that can be a second version of the object. A dropped
+            # request must surface as an error instead; the task's retry then checks
+            # the target for the replica before copying again.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def close(self) -> None:

@@ -52,9 +52,16 @@ class LiveTable(DataTable[Text]):
         if columns == self._hidden:
             return
         self._hidden = set(columns)
+        shown = self._last
         self.clear(columns=True)
         self._add_columns()
-        self._rebuild(self._visible(self._last))
+        self._last = shown
+        self._rebuild(self._visible(shown))
+
+    def clear(self, columns: bool = False) -> LiveTable:
+        self._last = []  # the next sync redraws every row
+        super().clear(columns)
+        return self
 
     def _visible(self, rows: list[tuple[str, list[Text]]]) -> list[tuple[str, list[Text]]]:
         if not self._hidden:
@@ -86,7 +93,10 @@ class LiveTable(DataTable[Text]):
 
     def sync(self, cells: Sequence[tuple[str, Sequence[Cell]]]) -> None:
         """Make the table show exactly these rows (in this order for new ones), touching little."""
-        self._last = [(key, [self.text(c) for c in row]) for key, row in cells[: self.cap]]
+        fresh = [(key, [self.text(c) for c in row]) for key, row in cells[: self.cap]]
+        if fresh == self._last:
+            return  # nothing changed: no cell touched, nothing to repaint
+        self._last = fresh
         rows = self._visible(self._last)
         wanted = {key for key, _ in rows}
         present = {key.value for key in self.rows}

@@ -46,7 +46,11 @@ class Series:
             del self.slots[at]
 
     def values(self, index: int) -> list[float]:
-        return [self.slots[at][index] for at in sorted(self.slots)]
+        """Completed slots only: the bars change every 10 s, not on every refresh."""
+        return [self.slots[at][index] for at in sorted(self.slots)[:-1]]
+
+    def latest(self, index: int) -> float | None:
+        return self.slots[max(self.slots)][index] if self.slots else None
 
 
 class Trend(Vertical):
@@ -63,5 +67,9 @@ class Trend(Vertical):
     def update(self, series: Series) -> None:
         data: Sequence[float] = series.values(self.index)
         # One sample would fill the whole width: wait for a second one.
-        self.query_one(Sparkline).data = list(data) if len(data) > 1 else [0.0]
-        self.query_one(Label).update(self.show_value(data[-1]) if data else "-")
+        bars = list(data) if len(data) > 1 else [0.0]
+        spark = self.query_one(Sparkline)
+        if spark.data != bars:  # a redraw only when a 10 s slot completes
+            spark.data = bars
+        latest = series.latest(self.index)
+        self.query_one(Label).update(self.show_value(latest) if latest is not None else "-")
