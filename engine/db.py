@@ -9,7 +9,9 @@ can change a task's state without the counters following.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -136,13 +138,20 @@ class Database:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
             try:
+                await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                # Cancelled even while BEGIN waits its turn on aiosqlite's thread, the
+                # BEGIN still runs: a ROLLBACK queued after it always undoes it, so no
+                # transaction is left open for the next one to trip over.
+                await asyncio.shield(self._rollback())
                 raise
             await self.conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.OperationalError):  # nothing had begun
+            await self.conn.execute("ROLLBACK")
 
     async def write(self, sql: str, args: Iterable[Any] = ()) -> int:
         """One statement in its own transaction; returns the rows changed."""

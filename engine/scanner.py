@@ -69,7 +69,9 @@ def plan_key(
                 # The replica we expected and did not find: the queue re-copies only
                 # while the map still says exactly this (see SQLiteQueue.enqueue).
                 target_version=(seen.target_version or "") if seen else "",
-                target_has_key=bool(target_ids),
+                # A mapped replica missing from the listing may be newer than the listing
+                # (the target page was read before that copy landed): look before copying.
+                target_has_key=bool(target_ids) or seen is not None,
             )
         )
     if policy.wants("delete"):

@@ -54,6 +54,15 @@ def test_plan_skips_replicated_versions_and_recopies_a_lost_replica() -> None:
     assert (task.version_id, task.target_version, task.target_has_key) == ("v2", "t2", True)
 
 
+def test_plan_checks_the_target_when_a_mapped_replica_is_missing_from_a_stale_listing() -> None:
+    # The target page was listed before this copy landed: the map knows the replica, the
+    # listing does not. Copying blindly would write a second version on the target.
+    source = [version("v1", 10)]
+    replicas = {"v1": Replica("k", "v1", "t1", 10, 0)}
+    (task,) = plan_key(POLICY, "k", source, set(), replicas, set())
+    assert (task.target_version, task.target_has_key) == ("t1", True)
+
+
 def test_plan_mirrors_permanent_deletes_only_when_enabled() -> None:
     replicas = {"gone": Replica("k", "gone", "t-gone", 5, 0)}
     source = [version("v1", 10)]
