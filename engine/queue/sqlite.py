@@ -27,6 +27,23 @@ _OPS = {op.value: op for op in Op}
 _STATES = {state.value: state for state in TaskState}
 
 
+def _row(t: NewTask, now: float) -> tuple[object, ...]:
+    """A new task as the INSERT binds it: ?1 policy ... ?10 target_has_key, ?11 now."""
+    return (
+        t.policy,
+        t.key,
+        t.version_id,
+        t.op.value,
+        t.size,
+        t.etag,
+        t.src_mtime,
+        t.seq,
+        t.target_version,
+        int(t.target_has_key),
+        now,
+    )
+
+
 def _task(row: tuple) -> Task:  # type: ignore[type-arg]
     values = list(row)
     values[3] = _OPS[values[3]]
@@ -56,21 +73,7 @@ class SQLiteQueue(TaskQueue):
         kinds = {Op.PUT: "copy", Op.DELETE_MARKER: "copy", Op.DELETE_VERSION: "delete"}
         rows: dict[str, list[tuple[object, ...]]] = {"copy": [], "delete": [], "plain": []}
         for t in tasks:
-            rows[kinds.get(t.op, "plain")].append(
-                (
-                    t.policy,
-                    t.key,
-                    t.version_id,
-                    t.op.value,
-                    t.size,
-                    t.etag,
-                    t.src_mtime,
-                    t.seq,
-                    t.target_version,
-                    int(t.target_has_key),
-                    now,
-                )
-            )
+            rows[kinds.get(t.op, "plain")].append(_row(t, now))
         # Numbered placeholders, bound from plain tuples: ?1 policy, ?2 key, ?3 version_id,
         # ?9 target_version, ?11 now (dict binding cost a third of the enqueue rate).
         insert = (
@@ -400,22 +403,6 @@ class SQLiteQueue(TaskQueue):
             "seq, target_version, target_has_key, next_at, created_at, updated_at, resync) "
             "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12 WHERE NOT EXISTS "
             "(SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3)",
-            [
-                (
-                    t.policy,
-                    t.key,
-                    t.version_id,
-                    t.op.value,
-                    t.size,
-                    t.etag,
-                    t.src_mtime,
-                    t.seq,
-                    t.target_version,
-                    int(t.target_has_key),
-                    now,
-                    resync,
-                )
-                for t in tasks
-            ],
+            [(*_row(t, now), resync) for t in tasks],
         )
         return cur.rowcount
