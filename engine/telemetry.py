@@ -20,7 +20,7 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 
 from engine.db import Database
 from engine.errors import MirrorlineError
@@ -365,22 +365,10 @@ def _body(point: HistoryPoint) -> dict[str, object]:
 
 
 def backlog(counts: Counts, now: float) -> Backlog:
-    return Backlog(
-        pending=counts.pending,
-        pending_bytes=counts.pending_bytes,
-        in_flight=counts.in_flight,
-        in_flight_bytes=counts.in_flight_bytes,
-        retrying=counts.retrying,
-        retrying_bytes=counts.retrying_bytes,
-        failed=counts.failed,
-        failed_bytes=counts.failed_bytes,
-        replicated=counts.replicated,
-        replicated_bytes=counts.replicated_bytes,
-        skipped=counts.skipped,
-        oldest_pending_age=max(0.0, now - counts.oldest_pending_at)
-        if counts.oldest_pending_at
-        else 0.0,
-    )
+    """The queue's counters as the snapshot shows them: the same fields, an age for a time."""
+    shared = {f.name: getattr(counts, f.name) for f in fields(Backlog) if hasattr(counts, f.name)}
+    age = max(0.0, now - counts.oldest_pending_at) if counts.oldest_pending_at else 0.0
+    return Backlog(**shared, oldest_pending_age=age)
 
 
 async def history(
