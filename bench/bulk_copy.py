@@ -53,7 +53,7 @@ from minio.versioningconfig import ENABLED, VersioningConfig
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.seaweed import SeaweedServer  # noqa: E402
+from engine.demo.seaweed import SeaweedServer  # noqa: E402
 
 SOURCE_BUCKET = "bench-src"
 OBJECT_SIZE = 4096

@@ -38,14 +38,15 @@ from textual import events
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.aliases import Alias, AliasBook
-from engine.db import open_db
-from engine.embedded import EmbeddedEngine
-from engine.engine import EngineConfig
+from engine.config import EngineConfig
+from engine.demo.seaweed import SeaweedServer
 from engine.model import NewTask, Op
-from engine.policies import Policy, PolicyStore
-from engine.queue.sqlite import SQLiteQueue
+from engine.policy import Policy
+from engine.service.embedded import EmbeddedEngine
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
 from tests.conftest import make_bucket
-from tests.seaweed import SeaweedServer
 from tui.app import Console
 
 

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.db import open_db
 from engine.model import Completion, NewTask, Op, Outcome
-from engine.queue.sqlite import SQLiteQueue
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.queue import SQLiteQueue
 
 
 async def run(total: int, batch: int) -> dict[str, float]:

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from engine.config import write_private
 from engine.errors import UserError
-from engine.statedir import write_private
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 ENV_PREFIX = "MIRRORLINE_HOST_"

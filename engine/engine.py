@@ -16,53 +16,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 
 from engine.aliases import Alias, AliasBook
-from engine.api import create_app, serve
-from engine.bandwidth import TokenBucket
-from engine.db import Database, open_db
-from engine.detection import Detector
+from engine.config import EngineConfig, EngineLock, ensure
 from engine.errors import MirrorlineError
-from engine.health import Link
 from engine.model import Completion
-from engine.policies import Policy, PolicyStore
-from engine.queue.sqlite import SQLiteQueue
-from engine.reporting import Live, compose, publish
-from engine.resync import ResyncRunner
-from engine.retry import RetryPolicy
+from engine.policy import Policy
+from engine.replication.bandwidth import TokenBucket
+from engine.replication.detector import Detector
+from engine.replication.dispatcher import Dispatcher, Recorder, Route
+from engine.replication.health import Link
+from engine.replication.resync import ResyncRunner
+from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
-from engine.scheduler import Dispatcher, Recorder, Route
-from engine.service import LocalService
-from engine.snapshot import Snapshot, Transfer
-from engine.statedir import EngineLock, ensure
-from engine.telemetry import SLOT, Telemetry
-from engine.transfer import TransferContext
+from engine.state.sqlite.database import Database, open_db
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
+from engine.telemetry.compose import Live, compose, publish
+from engine.telemetry.snapshot import Snapshot, Transfer
+from engine.telemetry.stats import SLOT, Telemetry
 
 log = logging.getLogger("mirrorline.engine")
-MiB = 1024 * 1024
 
-
-@dataclass
-class EngineConfig:
-    state_dir: Path
-    workers: int = 32
-    scan_interval: float = 5.0
-    probe_interval: float = 2.0
-    reload_interval: float = 1.0
-    part_size: int = 8 * MiB  # objects up to this go in one PUT; larger in parts of it
-    part_budget: int = 16  # multipart parts in memory at once, across all transfers
-    drain_grace: float = 30.0
-    events: bool = True
-    tag_sweep_rate: float = 50.0  # versions per second whose tags are compared (0: off)
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    listen: socket.socket | None = None  # serve the HTTP API on this bound socket
-    token: str = ""  # the API's bearer token
-    metrics_public: bool = False  # /metrics without the token
+# Something served beside the engine (the HTTP API): started once the engine is ready,
+# asked to stop through the event when the engine drains, awaited before shutdown.
+Attachment = Callable[["Engine", asyncio.Event], Awaitable[None]]
 
 
 def origin_of(alias: Alias, bucket: str) -> str:
@@ -70,8 +50,9 @@ def origin_of(alias: Alias, bucket: str) -> str:
 
 
 class Engine:
-    def __init__(self, config: EngineConfig) -> None:
+    def __init__(self, config: EngineConfig, attachments: Sequence[Attachment] = ()) -> None:
         self.config = config
+        self.attachments = tuple(attachments)
         self.started_at = time.time()
         self.policies: dict[str, Policy] = {}
         self.all_policies: list[Policy] = []  # including disabled ones, for status
@@ -89,7 +70,7 @@ class Engine:
         self._kicked = asyncio.Event()
         self.ready = asyncio.Event()  # set once the state is open and the first snapshot taken
         self._reloading = asyncio.Lock()
-        self._api_stop = asyncio.Event()
+        self._detach = asyncio.Event()
         self._part_slots = asyncio.Semaphore(config.part_budget)
         self._limits: dict[str, TokenBucket] = {}
 
@@ -116,16 +97,15 @@ class Engine:
             self._spawn(self.recorder.run())
             self._spawn(self._telemetry_loop())
             self._spawn(ResyncRunner(self._db, self.queue, self.policies, self.dispatchers).run())
-            api = self._serve_api()
+            attached = [asyncio.create_task(a(self, self._detach)) for a in self.attachments]
             waiter = asyncio.create_task((stop or self._stop).wait())
             reloader = asyncio.create_task(self._reload_loop(until_synced))
             await asyncio.wait({waiter, reloader}, return_when=asyncio.FIRST_COMPLETED)
             for t in (waiter, reloader):
                 t.cancel()
             log.info("draining")
-            if api is not None:
-                self._api_stop.set()
-                await api
+            self._detach.set()
+            await asyncio.gather(*attached)
             await self._shutdown()
         finally:
             await self._db.close()
@@ -138,16 +118,6 @@ class Engine:
     def db(self) -> Database:
         assert self._db is not None, "the engine is not running"
         return self._db
-
-    def _serve_api(self) -> asyncio.Task[None] | None:
-        if self.config.listen is None:
-            return None
-        assert self._db is not None
-        service = LocalService(
-            self._db, AliasBook(self.config.state_dir / "aliases.json"), "api", engine=self
-        )
-        app = create_app(service, self.config.token, self.config.metrics_public)
-        return asyncio.create_task(serve(app, self.config.listen, self._api_stop))
 
     def kick(self) -> None:
         """Configuration changed (a policy, a pause): reload now rather than within a second."""

@@ -27,11 +27,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from engine.aliases import Alias, AliasBook  # noqa: E402
-from engine.embedded import EmbeddedEngine  # noqa: E402
-from engine.engine import EngineConfig  # noqa: E402
-from engine.service import LocalService, PolicySpec  # noqa: E402
+from engine.config import EngineConfig  # noqa: E402
+from engine.demo.seaweed import SeaweedServer  # noqa: E402
+from engine.service import PolicySpec  # noqa: E402
+from engine.service.embedded import EmbeddedEngine  # noqa: E402
+from engine.service.local import LocalService  # noqa: E402
 from tests.conftest import make_bucket  # noqa: E402
-from tests.seaweed import SeaweedServer  # noqa: E402
 from tui.app import Console  # noqa: E402
 
 

@@ -20,10 +20,20 @@ from minio import Minio
 from minio.error import S3Error
 from minio.versioningconfig import ENABLED, VersioningConfig
 
-from tests.seaweed import SeaweedServer
+from engine.demo.seaweed import SeaweedServer
 
 MIRRORLINE = [sys.executable, "-m", "engine.cli"]
 _bucket_numbers = itertools.count(1)
+
+
+S3_FIXTURES = {"servers", "pair"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for a real S3 server is marked `s3`: `-m "not s3"` is the fast layer."""
+    for item in items:
+        if S3_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.s3)
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:

@@ -18,12 +18,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.aliases import Alias, AliasBook
-from engine.api import create_app
-from engine.db import open_db
 from engine.model import NewTask, Op
-from engine.policies import Policy, PolicyStore
-from engine.queue.sqlite import SQLiteQueue
-from engine.service import LocalService
+from engine.policy import Policy
+from engine.service.http import create_app
+from engine.service.local import LocalService
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
 from tests.conftest import Pair, eventually, make_bucket
 
 TOKEN = "test-token-0123456789abcdef"

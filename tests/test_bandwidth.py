@@ -7,13 +7,13 @@ import io
 import os
 import time
 
-from engine.bandwidth import TokenBucket
+from engine.demo.seaweed import SeaweedServer
 from engine.model import Op, Outcome, Task
-from engine.policies import Policy
+from engine.policy import Policy
+from engine.replication.bandwidth import TokenBucket
+from engine.replication.transfer import TransferContext, execute
 from engine.s3.client import S3Client
-from engine.transfer import TransferContext, execute
 from tests.conftest import client_for, make_bucket
-from tests.seaweed import SeaweedServer
 
 MiB = 1024 * 1024
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.demo.seaweed import SeaweedServer
 from tests.conftest import MIRRORLINE, Pair, client_for, make_bucket, new_pair
-from tests.seaweed import SeaweedServer
 
 OPS = ["delete", "delete-marker", "existing-objects", "metadata-sync"]
 

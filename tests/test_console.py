@@ -16,9 +16,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Label
 from textual.widgets.data_table import CellDoesNotExist
 
-from engine.embedded import EmbeddedEngine
-from engine.engine import EngineConfig
-from engine.snapshot import Snapshot
+from engine.config import EngineConfig
+from engine.service.embedded import EmbeddedEngine
+from engine.telemetry.snapshot import Snapshot
 from tests.conftest import Pair, make_bucket
 from tui.app import Console
 from tui.screens.confirm import Confirm

@@ -21,11 +21,12 @@ import pytest
 from textual.pilot import Pilot
 
 from engine.aliases import AliasBook
-from engine.db import open_db
 from engine.model import NewTask, Op
-from engine.policies import Policy, PolicyStore
-from engine.queue.sqlite import SQLiteQueue
-from engine.service import LocalService
+from engine.policy import Policy
+from engine.service.local import LocalService
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
 from tui.app import Console
 
 FROZEN = 1_795_000_000.0  # 2026-11-18 09:46:40 UTC

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.errors import NotFoundError, PermanentError, TransientError, classify
-from engine.meter import Meter
 from engine.model import Op
-from engine.policies import Policy, parse_bandwidth, parse_tags
-from engine.queue import Replica
+from engine.policy import Policy, parse_bandwidth, parse_tags
+from engine.replication.scanner import plan_key
 from engine.retry import RetryPolicy
 from engine.s3.client import ListedVersion
 from engine.s3.sigv4 import Signer
-from engine.scanner import plan_key
+from engine.state.queue import Replica
+from engine.telemetry.meter import Meter
 
 POLICY = Policy(
     id="p",

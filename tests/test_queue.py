@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.db import open_db
 from engine.model import Completion, NewTask, Op, Outcome, TaskState
-from engine.queue.sqlite import SQLiteQueue
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.queue import SQLiteQueue
 
 
 @pytest.fixture

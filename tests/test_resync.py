@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.db import open_db
 from engine.model import Completion, NewTask, Op, Outcome
-from engine.queue.sqlite import SQLiteQueue
-from engine.resync import ResyncStore
+from engine.replication.resync import ResyncStore
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.queue import SQLiteQueue
 from tests.conftest import Pair, eventually, make_bucket
 
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from minio.commonconfig import Tags
 
-from engine.verify import Copy, describe, reservoir
+from engine.checks.verify import Copy, describe, reservoir
 from tests.conftest import Pair, eventually
 
 MiB = 1024 * 1024

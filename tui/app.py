@@ -22,7 +22,7 @@ from textual.screen import Screen
 
 from engine.errors import MirrorlineError
 from engine.service import Service
-from engine.snapshot import HistoryPoint, Snapshot
+from engine.telemetry.snapshot import HistoryPoint, Snapshot
 from tui.actions import ACTIONS, bindings
 
 HISTORY_SECONDS = 15 * 60  # sparklines reach back this far (from the engine's history)

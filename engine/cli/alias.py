@@ -5,15 +5,15 @@ from __future__ import annotations
 import click
 
 from engine.aliases import Alias, AliasBook, validate_name, validate_url
-from engine.checks import check_alias
-from engine.cli import Context, cli, run_async
+from engine.checks.endpoints import check_alias
+from engine.cli.context import Context, run_async
 from engine.cli.output import emit_json, table
-from engine.db import open_db
 from engine.errors import UserError
-from engine.policies import PolicyStore
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.policies import PolicyStore
 
 
-@cli.group()
+@click.group()
 def alias() -> None:
     """Named S3 endpoints and their credentials."""
 

@@ -12,12 +12,13 @@ from typing import TypeVar
 
 import click
 
-from engine.cli import Context, run_async
+from engine.cli.context import Context, run_async
 from engine.cli.output import age, emit_json, table
-from engine.cli.replicate import replicate, select
-from engine.db import open_db
-from engine.policies import Policy, PolicyStore
-from engine.resync import DEFAULT_PAGE, Resync, ResyncStore
+from engine.cli.policies import replicate, select
+from engine.policy import Policy
+from engine.replication.resync import DEFAULT_PAGE, Resync, ResyncStore
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.policies import PolicyStore
 
 T = TypeVar("T")
 

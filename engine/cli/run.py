@@ -9,14 +9,14 @@ from pathlib import Path
 
 import click
 
-from engine import statedir
-from engine.api import listen_socket
-from engine.cli import Context, cli
-from engine.engine import Engine, EngineConfig
-from engine.snapshot import Snapshot
+from engine.cli.context import Context
+from engine.config import EngineConfig, api_token, ensure
+from engine.engine import Engine
+from engine.service.http import attach_api, listen_socket
+from engine.telemetry.snapshot import Snapshot
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--workers",
     type=click.IntRange(1, 1024),
@@ -74,17 +74,18 @@ def run(
         scan_interval=scan_interval,
         events=not no_events,
         tag_sweep_rate=tag_sweep_rate,
-        metrics_public=metrics_public,
     )
+    attachments = []
     if listen is not None:
-        token_path = token_file or statedir.ensure(ctx.state_dir) / "api-token"
-        config.token = statedir.api_token(token_path)
-        config.listen = listen_socket(listen)
-        host, port = config.listen.getsockname()[:2]
+        token_path = token_file or ensure(ctx.state_dir) / "api-token"
+        token = api_token(token_path)
+        sock = listen_socket(listen)
+        attachments.append(attach_api(sock, token, metrics_public))
+        host, port = sock.getsockname()[:2]
         click.echo(f"API on http://{host}:{port} (token in {token_path})", err=True)
 
     async def main() -> Snapshot | None:
-        engine = Engine(config)
+        engine = Engine(config, attachments)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer
 
 from engine.model import Task, TaskState
 from engine.service import Service, TaskPage
-from engine.snapshot import PolicyStats, Snapshot, Transfer
+from engine.telemetry.snapshot import PolicyStats, Snapshot, Transfer
 from tui import fmt
 from tui.actions import bindings
 from tui.app import View

@@ -8,7 +8,7 @@ from tui.screens.confirm import Confirm
 from tui.widgets.table import LiveTable
 
 if TYPE_CHECKING:
-    from engine.snapshot import PolicyStats
+    from engine.telemetry.snapshot import PolicyStats
     from tui.app import Console
 
 

@@ -20,7 +20,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label
 
 from engine.errors import MirrorlineError
-from engine.policies import (
+from engine.policy import (
     OPERATIONS,
     Policy,
     format_tags,

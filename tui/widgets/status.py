@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from textual.content import Content
 from textual.widgets import Static
 
-from engine.snapshot import Snapshot
+from engine.telemetry.snapshot import Snapshot
 from tui import fmt
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
 
-from engine.snapshot import HistoryPoint, Snapshot
+from engine.telemetry.snapshot import HistoryPoint, Snapshot
 
 SLOT = 10.0  # the engine's history resolution; live samples are folded to it too
 KEEP = 120  # slots (20 minutes)

@@ -1,0 +1,71 @@
+"""`replicate diff`: compare what the two buckets hold now, trusting no local state.
+
+Only the latest state of each key is compared (live object or not, size, and
+content hash where both ETags are plain MD5s); this is the independent check
+an operator runs when the queue's numbers are in doubt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from engine.aliases import AliasBook
+from engine.errors import MirrorlineError, UserError
+from engine.policy import Policy
+from engine.s3.client import ListedVersion, S3Client
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: str
+    status: str  # missing | extra | size-differs | content-differs
+    detail: str
+
+
+async def _latest(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[ListedVersion]:
+    async for page in client.list_versions(bucket, prefix):
+        for version in page:
+            if version.is_latest and not version.is_delete_marker:
+                yield version
+
+
+def compare(policy: Policy, source: ListedVersion | None, target: ListedVersion | None) -> str:
+    """'' when in sync, else the kind of difference."""
+    if source is None and target is None:
+        return ""
+    if target is None:
+        return "missing"
+    if source is None:
+        return "extra" if policy.wants("delete-marker") else ""
+    if source.size != target.size:
+        return "size-differs"
+    plain = "-" not in source.etag and "-" not in target.etag
+    if plain and source.etag and target.etag and source.etag != target.etag:
+        return "content-differs"
+    return ""
+
+
+async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
+    source_alias, target_alias = book.get(policy.source_alias), book.get(policy.target_alias)
+    clients = [S3Client.for_alias(a) for a in (source_alias, target_alias)]
+    try:
+        found: dict[str, list[ListedVersion | None]] = {}
+        for side, (client, bucket) in enumerate(
+            zip(clients, (policy.source_bucket, policy.target_bucket), strict=True)
+        ):
+            async for version in _latest(client, bucket, policy.prefix):
+                found.setdefault(version.key, [None, None])[side] = version
+    except MirrorlineError as exc:
+        raise UserError(f"diff {policy.id}: {exc.reason}") from None
+    finally:
+        for client in clients:
+            await client.close()
+    out = []
+    for key in sorted(found):
+        source, target = found[key]
+        status = compare(policy, source, target)
+        if status:
+            detail = f"source {source.size if source else '-'} B, target {target.size if target else '-'} B"
+            out.append(Difference(key, status, detail))
+    return out

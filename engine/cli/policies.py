@@ -1,0 +1,285 @@
+"""`mirrorline replicate ...`: policies, and a look at how replication is doing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
+
+import click
+
+from engine.aliases import AliasBook
+from engine.checks.endpoints import check_policy
+from engine.cli.context import Context, run_async
+from engine.cli.output import emit_json, size, table
+from engine.errors import UserError
+from engine.policy import (
+    OPERATIONS,
+    Policy,
+    format_tags,
+    parse_bandwidth,
+    parse_id,
+    parse_path,
+    parse_prefix,
+    parse_replicate,
+    parse_tags,
+)
+from engine.service import PolicySpec, Service
+from engine.service.local import LocalService
+from engine.service.remote import RemoteService
+from engine.state.sqlite.database import open_db
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
+
+T = TypeVar("T")
+
+
+@dataclass
+class State:
+    store: PolicyStore
+    queue: SQLiteQueue
+    book: AliasBook
+
+
+@asynccontextmanager
+async def opened(ctx: Context) -> AsyncIterator[State]:
+    conn = await open_db(ctx.db_path)
+    try:
+        yield State(PolicyStore(conn), SQLiteQueue(conn), AliasBook(ctx.aliases_path))
+    finally:
+        await conn.close()
+
+
+def with_state(ctx: Context, work: Callable[[State], Any]) -> Any:
+    async def go() -> Any:
+        async with opened(ctx) as state:
+            return await work(state)
+
+    return run_async(go())
+
+
+def with_service(
+    ctx: Context, connect: str | None, token: str | None, work: Callable[[Service], Awaitable[T]]
+) -> T:
+    """Run `work` on the engine at `connect` (HTTP API), or on the local state dir."""
+
+    async def go() -> T:
+        service: Service = (
+            RemoteService(connect, token or "")
+            if connect
+            else await LocalService.open(ctx.state_dir)
+        )
+        try:
+            return await work(service)
+        finally:
+            await service.close()
+
+    return run_async(go())
+
+
+class Named(Protocol):
+    """A policy, or a policy's stats: anything with an id and an ALIAS/BUCKET source."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def select(policies: list[N], path: str | None, policy_id: str | None) -> list[N]:
+    chosen = policies
+    if path:
+        alias, bucket = parse_path(path, "ALIAS/BUCKET")
+        chosen = [p for p in chosen if p.source == f"{alias}/{bucket}"]
+        if not chosen:
+            raise UserError(f"no replication policy for {path}")
+    if policy_id:
+        chosen = [p for p in chosen if p.id == policy_id]
+        if not chosen:
+            raise UserError(f"no policy with id {policy_id!r}")
+    return chosen
+
+
+@click.group()
+def replicate() -> None:
+    """Replication policies and their progress."""
+
+
+def policy_options(add: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        options = [
+            click.option(
+                "--remote-target", required=add, help="Target as ALIAS/BUCKET.", metavar="PATH"
+            ),
+            click.option("--priority", type=int, help="Unique; higher runs first."),
+            click.option("--prefix", help="Only keys starting with this prefix."),
+            click.option("--tags", help='Only objects with these tags: "k=v&k2=v2".'),
+            click.option(
+                "--replicate",
+                "replicate_ops",
+                help=f"Comma list of: {','.join(OPERATIONS)} (default: all).",
+            ),
+            click.option("--bandwidth", help="Limit for this target, e.g. 50MiB (per second)."),
+        ]
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+@replicate.command("add")
+@click.argument("path", metavar="ALIAS/BUCKET")
+@policy_options(add=True)
+@click.option("--id", "policy_id", help="Policy id (default: generated).")
+@click.option("--disable", is_flag=True, help="Add the policy disabled.")
+@click.pass_obj
+def add(
+    ctx: Context,
+    path: str,
+    remote_target: str,
+    priority: int | None,
+    prefix: str | None,
+    tags: str | None,
+    replicate_ops: str | None,
+    bandwidth: str | None,
+    policy_id: str | None,
+    disable: bool,
+) -> None:
+    """Replicate ALIAS/BUCKET to --remote-target."""
+    source_alias, source_bucket = parse_path(path, "source")
+    target_alias, target_bucket = parse_path(remote_target, "--remote-target")
+    if policy_id is not None:
+        if not policy_id.strip():
+            raise UserError("--id must not be empty")
+        parse_id(policy_id)
+
+    spec = PolicySpec(
+        source=f"{source_alias}/{source_bucket}",
+        target=f"{target_alias}/{target_bucket}",
+        id=policy_id,
+        priority=priority,
+        prefix=prefix or "",
+        tags=tags or "",
+        replicate=replicate_ops,
+        bandwidth=bandwidth or "",
+        enabled=not disable,
+    )
+    policy = with_service(ctx, None, None, lambda service: service.add_policy(spec))
+    click.echo(f"Replication policy {policy.id} added: {policy.source} -> {policy.target}")
+
+
+@replicate.command("update")
+@click.option("--id", "policy_id", required=True)
+@policy_options(add=False)
+@click.option("--state", type=click.Choice(["enable", "disable"]))
+@click.pass_obj
+def update(
+    ctx: Context,
+    policy_id: str,
+    remote_target: str | None,
+    priority: int | None,
+    prefix: str | None,
+    tags: str | None,
+    replicate_ops: str | None,
+    bandwidth: str | None,
+    state: str | None,
+) -> None:
+    """Change a policy; options left out keep their value."""
+
+    async def work(st: State) -> Policy:
+        old = await st.store.get(policy_id)
+        changes: dict[str, Any] = {}
+        if remote_target is not None:
+            changes["target_alias"], changes["target_bucket"] = parse_path(
+                remote_target, "--remote-target"
+            )
+        if priority is not None:
+            changes["priority"] = priority
+        if prefix is not None:
+            changes["prefix"] = parse_prefix(prefix)
+        if tags is not None:
+            changes["tags"] = parse_tags(tags)
+        if replicate_ops is not None:
+            changes["replicate"] = parse_replicate(replicate_ops)
+        if bandwidth is not None:
+            changes["bandwidth"] = parse_bandwidth(bandwidth)
+        if state is not None:
+            changes["enabled"] = state == "enable"
+        if not changes:
+            raise UserError("nothing to update: give at least one option")
+        new = replace(old, **changes)
+        if remote_target is not None:
+            await check_policy(new, st.book)
+        return await st.store.update(new)
+
+    policy = with_state(ctx, work)
+    click.echo(f"Replication policy {policy.id} updated.")
+
+
+@replicate.command("rm")
+@click.option("--id", "policy_id")
+@click.option("--all", "remove_all", is_flag=True)
+@click.option("--force", is_flag=True, help="Required with --all.")
+@click.pass_obj
+def rm(ctx: Context, policy_id: str | None, remove_all: bool, force: bool) -> None:
+    """Remove a policy (--id) or all of them (--all --force), with their queued tasks."""
+    if bool(policy_id) == remove_all:
+        raise UserError("give exactly one of --id ID or --all")
+    if remove_all and not force:
+        raise UserError("--all removes every policy; add --force to confirm")
+
+    async def work(service: Service) -> list[str]:
+        ids = [policy_id] if policy_id else [p.id for p in await service.policies()]
+        for pid in ids:
+            await service.remove_policy(pid)
+        return ids
+
+    for pid in with_service(ctx, None, None, work):
+        click.echo(f"Replication policy {pid} removed.")
+
+
+@replicate.command("ls")
+@click.argument("path", required=False, metavar="[ALIAS/BUCKET]")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def ls(ctx: Context, path: str | None, as_json: bool) -> None:
+    """List policies."""
+
+    async def work(state: State) -> list[Policy]:
+        return select(await state.store.all(), path, None)
+
+    policies = with_state(ctx, work)
+    if as_json:
+        emit_json([p.public() for p in policies])
+        return
+    table(
+        ("ID", "PRIORITY", "SOURCE", "TARGET", "STATE", "PREFIX", "TAGS", "REPLICATE", "BANDWIDTH"),
+        [
+            (
+                p.id,
+                p.priority,
+                p.source,
+                p.target,
+                state_label(p, False),
+                p.prefix or "-",
+                format_tags(p.tags) or "-",
+                ",".join(sorted(p.replicate)) or "-",
+                f"{size(p.bandwidth)}/s" if p.bandwidth else "-",
+            )
+            for p in policies
+        ],
+    )
+
+
+def state_label(policy: Policy, engine_paused: bool) -> str:
+    if not policy.enabled:
+        return "disabled"
+    if policy.paused or engine_paused:
+        return "paused"
+    return "enabled"

@@ -1,0 +1,262 @@
+"""`mirrorline replicate status|backlog|retry|pause|resume|diff`: how replication is doing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from engine.checks.diff import diff_policy
+from engine.cli.context import Context
+from engine.cli.output import age, emit_json, size, table
+from engine.cli.policies import State, replicate, select, with_service, with_state
+from engine.errors import UserError
+from engine.model import Task, TaskState
+from engine.service import MAX_PAGE, Service
+from engine.telemetry.snapshot import Latency, PolicyStats, Snapshot
+
+T = TypeVar("T")
+
+
+def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--connect/--token: act on a running engine over its HTTP API instead of the state dir."""
+    fn = click.option(
+        "--token",
+        envvar="MIRRORLINE_TOKEN",
+        help="The engine's API token (default: $MIRRORLINE_TOKEN).",
+    )(fn)
+    return click.option(
+        "--connect", metavar="URL", help="A running engine's API, e.g. http://host:7480."
+    )(fn)
+
+
+def status_row(p: PolicyStats, snap: Snapshot) -> dict[str, Any]:
+    """One policy as `status --json` shows it: the snapshot, flattened for scripts."""
+    live = snap.engine.running
+    links = {link.alias: link for link in snap.links}
+    hour = p.latency.get("1h", {}).get("all", Latency())
+    b = p.backlog
+    return {
+        "id": p.id,
+        "source": p.source,
+        "target": p.target,
+        "state": p.state,
+        "replicated": b.replicated,
+        "replicated_bytes": b.replicated_bytes,
+        "skipped": b.skipped,
+        "pending": b.pending,
+        "pending_bytes": b.pending_bytes,
+        "in_flight": b.in_flight,
+        "in_flight_bytes": b.in_flight_bytes,
+        "retrying": b.retrying,
+        "retrying_bytes": b.retrying_bytes,
+        "failed": b.failed,
+        "failed_bytes": b.failed_bytes,
+        "lag_seconds": b.oldest_pending_age,
+        "latency_p50": hour.p50,
+        "latency_p99": hour.p99,
+        "rate_bytes": p.rate.current_bytes if live else 0.0,
+        "rate_objects": p.rate.current_objects if live else 0.0,
+        "peak_bytes": p.rate.peak_bytes,
+        "sent_bytes_total": p.sent_bytes_total,
+        "bandwidth_limit": p.bandwidth_limit,
+        "errors_last_hour": sum(p.errors.last_hour.values()),
+        "errors_total": sum(p.errors.total.values()),
+        "target_online": links[p.target_alias].online if p.target_alias in links else None,
+        "scans": p.scans,
+        "last_scan_at": p.last_scan_at,
+        "scan_error": p.scan_error,
+    }
+
+
+@replicate.command("status")
+@click.argument("path", required=False, metavar="[ALIAS/BUCKET]")
+@click.option("--json", "as_json", is_flag=True)
+@remote_options
+@click.pass_obj
+def status(
+    ctx: Context, path: str | None, as_json: bool, connect: str | None, token: str | None
+) -> None:
+    """Per policy: replicated, pending, in flight, retrying, failed, lag and rate."""
+    snap = with_service(ctx, connect, token, lambda service: service.status())
+    report = [status_row(p, snap) for p in select(snap.policies, path, None)]
+    running, paused = snap.engine.running, snap.engine.paused
+    if as_json:
+        emit_json({"engine_running": running, "engine_paused": paused, "policies": report})
+        return
+    click.echo(f"engine: {'running' if running else 'not running'}{', paused' if paused else ''}")
+    table(
+        (
+            "ID",
+            "SOURCE -> TARGET",
+            "STATE",
+            "REPLICATED",
+            "PENDING",
+            "IN FLIGHT",
+            "RETRYING",
+            "FAILED",
+            "LAG",
+            "RATE",
+        ),
+        [
+            (
+                r["id"],
+                f"{r['source']} -> {r['target']}",
+                r["state"],
+                f"{r['replicated']} ({size(r['replicated_bytes'])})",
+                f"{r['pending']} ({size(r['pending_bytes'])})",
+                r["in_flight"],
+                r["retrying"],
+                r["failed"],
+                age(r["lag_seconds"]) if r["pending"] else "-",
+                (f"{size(r['rate_bytes'])}/s {r['rate_objects']:.0f} obj/s" if running else "-")
+                + (f" (limit {size(r['bandwidth_limit'])}/s)" if r["bandwidth_limit"] else ""),
+            )
+            for r in report
+        ],
+    )
+    for r in report:
+        if r["scan_error"]:
+            click.echo(f"{r['id']}: scan failing: {r['scan_error']}")
+
+
+@replicate.command("backlog")
+@click.argument("path", metavar="ALIAS/BUCKET")
+@click.option("--id", "policy_id")
+@click.option("--failed", "only_failed", is_flag=True, help="Only failed tasks.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@remote_options
+@click.pass_obj
+def backlog(
+    ctx: Context,
+    path: str,
+    policy_id: str | None,
+    only_failed: bool,
+    limit: int,
+    as_json: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
+    """Unreplicated tasks with their last error."""
+    states = [TaskState.FAILED] if only_failed else list(TaskState)
+
+    async def work(service: Service) -> list[Task]:
+        tasks: list[Task] = []
+        for p in select((await service.status()).policies, path, policy_id):
+            after: int | None = 0
+            while after is not None and len(tasks) < limit:
+                page = await service.tasks(states, p.id, min(MAX_PAGE, limit - len(tasks)), after)
+                tasks += page.tasks
+                after = page.next
+        return tasks[:limit]
+
+    tasks = with_service(ctx, connect, token, work)
+    rows = [
+        {
+            "id": t.id,
+            "policy": t.policy,
+            "state": t.state.value,
+            "op": t.op.value,
+            "key": t.key,
+            "version_id": t.version_id,
+            "size": t.size,
+            "attempts": t.attempts,
+            "next_attempt": t.next_at if t.state is TaskState.RETRYING else None,
+            "error_class": t.error_class,
+            "last_error": t.last_error,
+        }
+        for t in tasks
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        ("ID", "STATE", "OP", "KEY", "SIZE", "ATTEMPTS", "LAST ERROR"),
+        [
+            (
+                r["id"],
+                r["state"],
+                r["op"],
+                r["key"],
+                size(r["size"]),
+                r["attempts"],
+                r["last_error"] or "-",
+            )
+            for r in rows
+        ],
+    )
+
+
+@replicate.command("retry")
+@click.argument("task_ids", nargs=-1, type=int)
+@click.option("--id", "policy_id")
+@click.option("--all", "retry_all", is_flag=True, help="Every failed task (of --id, if given).")
+@remote_options
+@click.pass_obj
+def retry(
+    ctx: Context,
+    task_ids: tuple[int, ...],
+    policy_id: str | None,
+    retry_all: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
+    """Queue failed tasks again, with a fresh attempt budget."""
+    if bool(task_ids) == retry_all:
+        raise UserError("give task ids or --all")
+    count = with_service(ctx, connect, token, lambda s: s.retry(task_ids, policy_id))
+    click.echo(f"{count} task(s) queued again.")
+
+
+def _pause_command(paused: bool) -> Callable[..., None]:
+    @click.option("--id", "policy_id", help="One policy (default: the whole engine).")
+    @remote_options
+    @click.pass_obj
+    def command(
+        ctx: Context, policy_id: str | None, connect: str | None, token: str | None
+    ) -> None:
+        with_service(ctx, connect, token, lambda s: s.set_paused(paused, policy_id))
+        what = f"policy {policy_id}" if policy_id else "engine"
+        click.echo(f"Replication {'paused' if paused else 'resumed'} for {what}.")
+
+    return command
+
+
+replicate.command("pause", help="Stop transfers (detection goes on).")(_pause_command(True))
+replicate.command("resume", help="Resume transfers.")(_pause_command(False))
+
+
+@replicate.command("diff")
+@click.argument("path", metavar="ALIAS/BUCKET")
+@click.option("--id", "policy_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def diff(ctx: Context, path: str, policy_id: str | None, as_json: bool) -> None:
+    """Compare source and target listings, independently of the queue.
+
+    Exit status: 0 in sync, 1 differences found, 2 error.
+    """
+    try:
+        result = with_state(ctx, lambda state: _diff(state, path, policy_id))
+    except UserError as exc:
+        click.echo(f"mirrorline: error: {exc.reason}", err=True)
+        raise SystemExit(2) from None
+    if as_json:
+        emit_json(result)
+    else:
+        for entry in result:
+            click.echo(
+                f"{entry['policy']}  {entry['status']:<16} {entry['key']}  {entry['detail']}"
+            )
+        if not result:
+            click.echo("In sync.")
+    raise SystemExit(1 if result else 0)
+
+
+async def _diff(state: State, path: str, policy_id: str | None) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    for policy in select(await state.store.all(), path, policy_id):
+        out += [d.__dict__ | {"policy": policy.id} for d in await diff_policy(policy, state.book)]
+    return out

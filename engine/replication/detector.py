@@ -1,0 +1,209 @@
+"""Change detection: scans (with event hints), tag sweeps and MinIO listeners per policy.
+
+For each running policy the detector keeps a scan loop (a full scan every
+`--scan-interval`, or a scan of just the keys an event named), a paced tag
+sweep, and, on MinIO sources, a bucket-notification listener feeding hints.
+What it finds goes into the queue; the engine's dispatchers do the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from engine.aliases import Alias
+from engine.config import EngineConfig
+from engine.errors import MirrorlineError
+from engine.policy import Policy
+from engine.replication.dispatcher import Dispatcher
+from engine.replication.health import Link
+from engine.replication.scanner import ScanResult, scan, sweep_tags
+from engine.s3.client import S3Client
+from engine.s3.control import ControlClient
+from engine.state.queue import TaskQueue
+from engine.state.sqlite.policies import PolicyStore
+
+log = logging.getLogger("mirrorline.engine")
+
+
+class Topology(Protocol):
+    """What change detection reads of the engine that runs it (the engine satisfies it)."""
+
+    config: EngineConfig
+    policies: dict[str, Policy]
+    links: dict[str, Link]
+    clients: dict[str, S3Client]
+    aliases: dict[str, Alias]
+    dispatchers: dict[str, Dispatcher]
+    queue: TaskQueue
+    store: PolicyStore
+
+
+class Detector:
+    """The engine's change-detection half: one scan loop and one sweep per policy."""
+
+    def __init__(self, engine: Topology) -> None:
+        self.engine = engine
+        self.scanned_at: dict[str, float] = {}  # when the last full scan started
+        self.scan_count: dict[str, int] = {}
+        self.scan_error: dict[str, str] = {}
+        self._scanners: dict[str, asyncio.Task[None]] = {}
+        self._sweepers: dict[str, asyncio.Task[None]] = {}
+        self._hints: dict[str, set[str]] = {}
+        self._hint_events: dict[str, asyncio.Event] = {}
+        self._listeners: dict[str, Callable[[], None]] = {}
+
+    def start(self, pid: str) -> None:
+        """Watch a policy (idempotent)."""
+        if pid not in self._scanners:
+            self._scanners[pid] = asyncio.create_task(self._scan_loop(pid))
+            if self.engine.config.tag_sweep_rate > 0:
+                self._sweepers[pid] = asyncio.create_task(self._sweep_loop(pid))
+
+    def stop(self, pid: str) -> None:
+        for tasks in (self._scanners, self._sweepers):
+            if running := tasks.pop(pid, None):
+                running.cancel()
+        if stopper := self._listeners.pop(pid, None):
+            stopper()
+        self.scanned_at.pop(pid, None)
+
+    async def stop_all(self) -> None:
+        for stopper in self._listeners.values():
+            stopper()
+        running = [*self._scanners.values(), *self._sweepers.values()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    def reverse(self, policy: Policy) -> list[str]:
+        """Policies replicating our target back into our source: their replicas are echoes."""
+        return [
+            p.id
+            for p in self.engine.policies.values()
+            if p.source_alias == policy.target_alias
+            and p.source_bucket == policy.target_bucket
+            and p.target_alias == policy.source_alias
+            and p.target_bucket == policy.source_bucket
+        ]
+
+    def hint(self, policy_id: str, key: str) -> None:
+        """A change notification for one key: scan just that key soon."""
+        if policy_id in self._hint_events:
+            self._hints.setdefault(policy_id, set()).add(key)
+            self._hint_events[policy_id].set()
+
+    async def _scan_loop(self, pid: str) -> None:
+        self._hint_events[pid] = wake = asyncio.Event()
+        self._start_listener(pid)
+        full_due = 0.0
+        while True:
+            policy = self.engine.policies.get(pid) or await self.engine.store.get(pid)
+            source, target = (
+                self.engine.links[policy.source_alias],
+                self.engine.links[policy.target_alias],
+            )
+            if not (source.online and target.online):
+                await asyncio.sleep(self.engine.config.probe_interval)
+                continue
+            keys = self._hints.pop(pid, set())
+            try:
+                if time.monotonic() >= full_due or len(keys) > 100:
+                    started = time.time()
+                    result = await self._scan(policy)
+                    self.scanned_at[pid] = started
+                    self.scan_count[pid] = self.scan_count.get(pid, 0) + 1
+                    self.scan_error.pop(pid, None)
+                    full_due = time.monotonic() + self.engine.config.scan_interval
+                    if result.enqueued:
+                        log.info(
+                            "scan %s: %d keys, %d versions, %d new tasks",
+                            pid,
+                            result.keys,
+                            result.versions,
+                            result.enqueued,
+                        )
+                else:
+                    for key in sorted(keys):
+                        await self._scan(policy, prefix=key)
+            except MirrorlineError as exc:
+                if self.scan_error.get(pid) != exc.reason:
+                    log.warning("scan %s failed: %s", pid, exc)
+                self.scan_error[pid] = exc.reason
+                full_due = time.monotonic() + self.engine.config.scan_interval
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(0.0, full_due - time.monotonic()))
+
+    async def _scan(self, policy: Policy, prefix: str | None = None) -> ScanResult:
+        result = await scan(
+            policy,
+            self.engine.clients[policy.source_alias],
+            self.engine.clients[policy.target_alias],
+            self.engine.queue,
+            self.reverse(policy),
+            prefix=prefix,
+        )
+        if result.enqueued:
+            self.engine.dispatchers[policy.target_alias].wake()
+        return result
+
+    async def _sweep_loop(self, pid: str) -> None:
+        """Metadata sync: walk the replica map at a bounded rate comparing tags."""
+        batch = max(1, int(self.engine.config.tag_sweep_rate))
+        cursor = ""
+        while True:
+            await asyncio.sleep(1.0)
+            policy = self.engine.policies.get(pid)
+            if policy is None or not policy.wants("metadata-sync"):
+                continue
+            source, target = (
+                self.engine.links[policy.source_alias],
+                self.engine.links[policy.target_alias],
+            )
+            if (
+                not (source.online and target.online)
+                or self.engine.dispatchers[policy.target_alias].busy
+            ):
+                continue  # the lowest priority: never competes with copies
+            try:
+                cursor, queued = await sweep_tags(
+                    policy,
+                    self.engine.clients[policy.source_alias],
+                    self.engine.clients[policy.target_alias],
+                    self.engine.queue,
+                    cursor,
+                    batch,
+                )
+            except MirrorlineError as exc:
+                log.debug("tag sweep %s: %s", pid, exc)
+                continue
+            if queued:
+                log.info("tag sweep %s: %d versions with changed tags", pid, queued)
+                self.engine.dispatchers[policy.target_alias].wake()
+
+    def _start_listener(self, pid: str) -> None:
+        if not self.engine.config.events:
+            return
+        policy = self.engine.policies[pid]
+        loop = asyncio.get_running_loop()
+        control = ControlClient(self.engine.aliases[policy.source_alias], timeout=3600)
+
+        def on_key(key: str) -> None:
+            loop.call_soon_threadsafe(self.hint, pid, key)
+
+        def unsupported(reason: str) -> None:
+            log.info(
+                "policy %s: %s; relying on scans every %ss",
+                pid,
+                reason,
+                self.engine.config.scan_interval,
+            )
+
+        self._listeners[pid] = control.listen(
+            policy.source_bucket, policy.prefix, on_key, unsupported
+        )

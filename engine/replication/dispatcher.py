@@ -1,0 +1,240 @@
+"""Dispatch: lease tasks from the queue and run them on a target's workers.
+
+One Dispatcher per target endpoint bounds its concurrency. Two tasks for the
+same key never run at once: a task whose key is busy waits in a per-key line
+behind it, in queue order. A policy whose source or target link is offline, or
+that is paused, is simply not claimed from, so no attempt is burnt on a dead
+link. Finished tasks are recorded in batches (one transaction per ~50 ms)
+because per-object writes would cost more CPU than the copy path itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from engine.errors import MirrorlineError
+from engine.model import Completion, Task
+from engine.replication.health import Link
+from engine.replication.transfer import TransferContext, execute
+from engine.retry import RetryPolicy
+from engine.state.queue import TaskQueue
+
+log = logging.getLogger("mirrorline.scheduler")
+
+Key = tuple[str, str]  # (policy, object key)
+
+
+class Recorder:
+    """Batches completions into one queue transaction; flushes on demand at shutdown."""
+
+    def __init__(
+        self, queue: TaskQueue, on_done: Callable[[Completion], None], interval: float = 0.05
+    ) -> None:
+        self._queue = queue
+        self._on_done = on_done
+        self._interval = interval
+        self._pending: list[Completion] = []
+        self._kick = asyncio.Event()
+
+    def add(self, completion: Completion) -> None:
+        self._pending.append(completion)
+        self._on_done(completion)
+        if len(self._pending) >= 256:
+            self._kick.set()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if batch:
+            await self._queue.complete(batch)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self._interval)
+            self._kick.clear()
+            await asyncio.shield(self.flush())
+
+
+@dataclass
+class Route:
+    """What a dispatcher needs to run one policy's tasks."""
+
+    context: TransferContext
+    source_link: Link
+    target_link: Link
+    priority: int
+    active: bool = True
+
+    @property
+    def ready(self) -> bool:
+        return self.active and self.source_link.online and self.target_link.online
+
+
+@dataclass
+class InFlight:
+    """A running transfer, as status shows it."""
+
+    task: Task
+    started_at: float = field(default_factory=time.time)
+    bytes_done: int = 0
+
+    def progress(self, nbytes: int) -> None:
+        self.bytes_done += nbytes
+
+
+class Dispatcher:
+    """Feeds one target endpoint's workers from the queue."""
+
+    def __init__(
+        self,
+        name: str,
+        queue: TaskQueue,
+        recorder: Recorder,
+        workers: int,
+        retry: RetryPolicy,
+        lease_seconds: float = 600.0,
+        poll_interval: float = 0.5,
+        on_error: Callable[[Task, MirrorlineError], None] = lambda task, error: None,
+    ) -> None:
+        self.name = name
+        self.routes: dict[str, Route] = {}
+        self.in_flight: dict[int, InFlight] = {}
+        self._queue = queue
+        self._recorder = recorder
+        self._workers = workers
+        self._retry = retry
+        self._lease = lease_seconds
+        self._poll = poll_interval
+        self._on_error = on_error
+        self._lines: dict[Key, deque[Task]] = {}
+        self._newest: dict[Key, tuple[float, int]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._draining = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _held(self) -> int:
+        return sum(len(line) for line in self._lines.values())
+
+    def _claimable(self) -> list[str]:
+        ready = [(r.priority, pid) for pid, r in self.routes.items() if r.ready]
+        return [pid for _, pid in sorted(ready, reverse=True)]
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._lines)
+
+    async def run(self) -> None:
+        # Claim in batches: waiting for a quarter of the slots to free up turns one
+        # transaction (and one replica-map lookup) per object into one per batch.
+        batch = max(1, self._workers // 4)
+        while not self._draining:
+            free = self._workers - self._held()
+            policies = self._claimable()
+            if free >= batch or (free > 0 and not self._lines):
+                tasks = await self._queue.claim(policies, free, self._lease)
+                if tasks:
+                    await self._admit(tasks)
+                    continue
+            await self._wait(self._poll)
+
+    async def _wait(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _admit(self, tasks: Sequence[Task]) -> None:
+        by_policy: dict[str, list[str]] = {}
+        for task in tasks:
+            by_policy.setdefault(task.policy, []).append(task.key)
+        for policy, keys in by_policy.items():
+            for key, newest in (await self._queue.newest_replicas(policy, keys)).items():
+                self._newest[(policy, key)] = max(self._newest.get((policy, key), newest), newest)
+        for task in tasks:
+            line = self._lines.setdefault((task.policy, task.key), deque())
+            line.append(task)
+            if len(line) == 1:
+                self._start(task)
+
+    def _start(self, task: Task) -> None:
+        runner = asyncio.create_task(self._run_one(task), name=f"task-{task.id}")
+        self._running.add(runner)
+        runner.add_done_callback(self._running.discard)
+
+    async def _run_one(self, task: Task) -> None:
+        key = (task.policy, task.key)
+        self.in_flight[task.id] = running = InFlight(task)
+        try:
+            route = self.routes.get(task.policy)
+            if route is None:
+                await self._queue.release([task])
+                return
+            try:
+                done = await execute(task, route.context, self._newest.get(key), running.progress)
+            except MirrorlineError as error:
+                await self._failed(task, error, route)
+            else:
+                if done.target_version:
+                    self._newest[key] = max(
+                        self._newest.get(key, (0.0, 0)), (task.src_mtime, task.seq)
+                    )
+                self._recorder.add(done)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._queue.release([task]))
+            raise
+        except Exception as exc:
+            log.exception("task %s crashed", task.id)
+            await self._queue.fail(task, f"internal error: {type(exc).__name__}: {exc}", "bug")
+        finally:
+            self.in_flight.pop(task.id, None)
+            self._next_in_line(key)
+
+    def _next_in_line(self, key: Key) -> None:
+        line = self._lines.get(key)
+        if line:
+            line.popleft()
+            if line and not self._draining:
+                self._start(line[0])
+                return
+        if not line:
+            self._lines.pop(key, None)
+            self._newest.pop(key, None)
+        self._wake.set()
+
+    async def _failed(self, task: Task, error: MirrorlineError, route: Route) -> None:
+        self._on_error(task, error)
+        if error.link_down:
+            # The link is down, not the task: give it back whole and stop claiming.
+            for link in (route.source_link, route.target_link):
+                if error.endpoint == link.client.endpoint:
+                    link.mark_offline(error.reason)
+            await self._queue.release([task])
+        elif error.retryable and not self._retry.exhausted(task.attempts):
+            delay = self._retry.next_delay(task.attempts)
+            await self._queue.retry_later(task, error.reason, error.kind, time.time() + delay)
+        else:
+            reason = error.reason
+            if error.retryable:
+                reason = f"gave up after {task.attempts} attempts: {reason}"
+            await self._queue.fail(task, reason, error.kind)
+
+    async def drain(self, grace: float) -> None:
+        """Stop claiming; let running transfers finish for `grace` seconds, then cancel them."""
+        self._draining = True
+        self._wake.set()
+        if self._running:
+            _, late = await asyncio.wait(set(self._running), timeout=grace)
+            for runner in late:
+                runner.cancel()
+            if late:
+                await asyncio.wait(late)
+        await self._queue.release([task for line in self._lines.values() for task in line])
+        self._lines.clear()

@@ -1,0 +1,247 @@
+"""Carry out one task against the target: copy a version, mirror a delete, sync tags.
+
+A copy streams: objects up to `part_size` go in one PUT; larger ones go
+through multipart, their parts drawn from one engine-wide budget (`part_slots`),
+so memory stays under workers x part_size + budget x part_size, never the
+whole object. Every replica carries its origin (endpoint, bucket, version,
+ETag) in metadata: that makes a repeated copy a no-op and stops a replica
+from travelling back to where it came from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import quote
+
+from engine.errors import NotFoundError, TransientError
+from engine.model import Completion, Op, Outcome, Task
+from engine.policy import Policy
+from engine.replication.bandwidth import TokenBucket
+from engine.s3.client import ObjectHead, S3Client
+
+ORIGIN = "mirrorline-origin"  # endpoint/bucket the version was first written to
+ORIGIN_VERSION = "mirrorline-version"  # its version id there
+ORIGIN_ETAG = "mirrorline-etag"  # its ETag there (the content hash the source reported)
+COPIED_HEADERS = (
+    "content-type",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+)
+MiB = 1024 * 1024
+STREAM_CHUNK = 64 * 1024  # bodies above this are sent (and counted, and paced) in chunks
+Progress = Callable[[int], None]
+T = TypeVar("T")
+
+
+@dataclass
+class TransferContext:
+    policy: Policy
+    source: S3Client
+    target: S3Client
+    source_origin: str  # "host:port/bucket" of the policy's source
+    target_origin: str  # "host:port/bucket" of the policy's target
+    part_size: int = 8 * MiB
+    part_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    on_bytes: Callable[[int], None] = lambda n: None
+    limit: TokenBucket | None = None  # the policy's --bandwidth, shared by its transfers
+
+
+async def execute(
+    task: Task,
+    ctx: TransferContext,
+    newest: tuple[float, int] | None = None,
+    progress: Progress = lambda n: None,
+) -> Completion:
+    """Run one task; errors propagate as MirrorlineError values for the scheduler.
+
+    `newest` is (source mtime, seq) of the newest version of this key already on
+    the target, from the replica map: an older version never overwrites it.
+    `progress` hears of this task's bytes as they go out.
+    """
+    if task.op is Op.DELETE_VERSION:
+        return await _delete_version(task, ctx)
+    if task.op is Op.METADATA:
+        return await _sync_tags(task, ctx)
+    if newest is not None and newest > (task.src_mtime, task.seq):
+        return Completion(task, Outcome.SKIPPED, target_version="", note="superseded")
+    if task.op is Op.DELETE_MARKER:
+        version, _ = await ctx.target.delete(ctx.policy.target_bucket, task.key)
+        return Completion(task, Outcome.REPLICATED, target_version=version)
+    if task.target_has_key:
+        held = await _target_holds(task, ctx)
+        if held:
+            return Completion(task, Outcome.ALREADY, target_version=held)
+    try:
+        return await _copy(task, ctx, progress)
+    except NotFoundError:
+        # Deleted on the source before we got to it: nothing to copy. A delete
+        # marker or version delete that followed is a task of its own.
+        return Completion(task, Outcome.SKIPPED, target_version=None, note="gone at source")
+
+
+async def _target_holds(task: Task, ctx: TransferContext) -> str:
+    """Version id of a target replica of exactly this source version, or ''."""
+    try:
+        head = await ctx.target.head(ctx.policy.target_bucket, task.key)
+    except NotFoundError:
+        return ""
+    same_origin = head.metadata.get(ORIGIN) == ctx.source_origin
+    if same_origin and head.metadata.get(ORIGIN_VERSION) == task.version_id:
+        return head.version_id
+    return ""
+
+
+def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -> dict[str, str]:
+    headers = {name: head.headers[name] for name in COPIED_HEADERS if name in head.headers}
+    for name, value in head.metadata.items():
+        headers[f"x-amz-meta-{name}"] = value
+    if ORIGIN not in head.metadata:  # a replica of a replica keeps its first origin
+        headers[f"x-amz-meta-{ORIGIN}"] = ctx.source_origin
+        headers[f"x-amz-meta-{ORIGIN_VERSION}"] = head.version_id
+        headers[f"x-amz-meta-{ORIGIN_ETAG}"] = head.etag
+    if tags:
+        headers["x-amz-tagging"] = "&".join(
+            f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags.items()
+        )
+    return headers
+
+
+async def _upload(
+    ctx: TransferContext,
+    progress: Progress,
+    body: bytes,
+    send: Callable[[bytes | AsyncIterator[bytes]], Awaitable[T]],
+) -> T:
+    """Send a body: small ones whole, larger ones in chunks counted as the socket takes them.
+
+    Rates and per-transfer progress then show bytes moving during a long PUT,
+    and the bandwidth limit paces chunks instead of whole 8 MiB parts.
+    """
+
+    def moved(nbytes: int) -> None:
+        ctx.on_bytes(nbytes)
+        progress(nbytes)
+
+    if len(body) <= STREAM_CHUNK:
+        if ctx.limit is not None:
+            await ctx.limit.take(len(body))
+        result = await send(body)
+        moved(len(body))
+        return result
+
+    async def chunks() -> AsyncIterator[bytes]:
+        view = memoryview(body)
+        for start in range(0, len(body), STREAM_CHUNK):
+            piece = view[start : start + STREAM_CHUNK]
+            if ctx.limit is not None:
+                await ctx.limit.take(len(piece))
+            yield piece  # type: ignore[misc]  # aiohttp writes any bytes-like
+            moved(len(piece))
+
+    return await send(chunks())
+
+
+async def _copy(task: Task, ctx: TransferContext, progress: Progress) -> Completion:
+    policy = ctx.policy
+    async with ctx.source.get(policy.source_bucket, task.key, task.version_id) as (head, stream):
+        if head.metadata.get(ORIGIN) == ctx.target_origin:
+            return Completion(task, Outcome.SKIPPED, target_version="", note="replica of target")
+        tags: dict[str, str] = {}
+        if head.tag_count or policy.tags:
+            tags = await ctx.source.get_tags(policy.source_bucket, task.key, task.version_id)
+            if not policy.matches_tags(tags):
+                return Completion(task, Outcome.SKIPPED, target_version="", note="tag filter")
+        headers = _put_headers(head, tags, ctx)
+        if head.size <= ctx.part_size:
+            body = await stream.readexactly(head.size) if head.size else b""
+            digest = hashlib.md5(body, usedforsecurity=False)
+            if "-" not in head.etag and head.etag and digest.hexdigest() != head.etag:
+                raise TransientError(f"GET {task.key}: content does not match the source ETag")
+            headers["Content-MD5"] = base64.b64encode(digest.digest()).decode()
+            headers["Content-Length"] = str(len(body))
+            version, _ = await _upload(
+                ctx,
+                progress,
+                body,
+                lambda data: ctx.target.put(policy.target_bucket, task.key, data, headers),
+            )
+        else:
+            version = await _multipart(task, ctx, head, stream, headers, progress)
+    return Completion(task, Outcome.REPLICATED, bytes=head.size, target_version=version)
+
+
+async def _multipart(
+    task: Task,
+    ctx: TransferContext,
+    head: ObjectHead,
+    stream: asyncio.StreamReader,
+    headers: dict[str, str],
+    progress: Progress,
+) -> str:
+    bucket = ctx.policy.target_bucket
+    upload = await ctx.target.create_multipart(bucket, task.key, headers)
+    slots = ctx.part_slots
+    etags: dict[int, str] = {}
+
+    async def send(number: int, body: bytes) -> None:
+        try:
+            md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
+            etags[number] = await _upload(
+                ctx,
+                progress,
+                body,
+                lambda data: ctx.target.upload_part(
+                    bucket, task.key, upload, number, data, md5, len(body)
+                ),
+            )
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            remaining, number = head.size, 0
+            while remaining > 0:
+                await slots.acquire()  # shared by all transfers: bounds memory
+                body = await stream.readexactly(min(ctx.part_size, remaining))
+                remaining -= len(body)
+                number += 1
+                group.create_task(send(number, body))
+        parts = [etags[n] for n in range(1, number + 1)]
+        version, _ = await ctx.target.complete_multipart(bucket, task.key, upload, parts)
+    except BaseException:
+        await asyncio.shield(_abort(ctx.target, bucket, task.key, upload))
+        raise
+    return version
+
+
+async def _abort(target: S3Client, bucket: str, key: str, upload: str) -> None:
+    # Best effort: an upload left behind is invisible, and lifecycle rules reap it.
+    with contextlib.suppress(Exception):
+        await target.abort_multipart(bucket, key, upload)
+
+
+async def _delete_version(task: Task, ctx: TransferContext) -> Completion:
+    try:
+        await ctx.target.delete(ctx.policy.target_bucket, task.key, task.target_version)
+    except NotFoundError:
+        return Completion(task, Outcome.ALREADY, target_version="")
+    return Completion(task, Outcome.REPLICATED, target_version="")
+
+
+async def _sync_tags(task: Task, ctx: TransferContext) -> Completion:
+    policy = ctx.policy
+    try:
+        tags = await ctx.source.get_tags(policy.source_bucket, task.key, task.version_id)
+    except NotFoundError:
+        return Completion(task, Outcome.SKIPPED, note="gone at source")
+    await ctx.target.put_tags(policy.target_bucket, task.key, task.target_version, tags)
+    return Completion(task, Outcome.REPLICATED)

@@ -1,0 +1,141 @@
+"""What can be asked of an engine: one interface, reached locally or over HTTP.
+
+`Service` is the whole surface an operator's tool needs: read the snapshot,
+page through tasks, pause, retry, add and remove policies. `LocalService`
+(`engine.service.local`) works on a state dir and on the engine running in
+this process, if any; `EmbeddedEngine` runs an engine on its own thread;
+`engine.service.remote.RemoteService` speaks the HTTP API, which is itself a thin
+JSON layer over a `LocalService`. The CLI and the console take either, so a
+remote engine is driven exactly like a local one.
+
+Every change is validated with the same rules everywhere and written to the
+audit log with the actor that made it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from engine.errors import UserError
+from engine.model import Attempt, Task, TaskState
+from engine.policy import Policy
+from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """A policy as an operator writes it: strings, validated into a `Policy` by `create`."""
+
+    source: str  # ALIAS/BUCKET
+    target: str
+    id: str | None = None
+    priority: int | None = None
+    prefix: str = ""
+    tags: str = ""
+    replicate: str | None = None  # comma list; None: all operations
+    bandwidth: str = ""
+    enabled: bool | None = None  # None: enabled when added, unchanged when edited
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next: int | None  # cursor for the following page; None at the end
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    detail: str
+
+
+def task_dict(task: Task) -> dict[str, Any]:
+    out = asdict(task)
+    out["op"], out["state"] = task.op.value, task.state.value
+    return out
+
+
+def parse_states(value: str | Sequence[str]) -> list[TaskState]:
+    names = [s for s in (value.split(",") if isinstance(value, str) else value) if s]
+    known = {s.value: s for s in TaskState}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(f"unknown task state {unknown[0]!r} (one of: {', '.join(known)})")
+    return [known[n] for n in names]
+
+
+class Service(abc.ABC):
+    @abc.abstractmethod
+    async def status(self) -> Snapshot: ...
+
+    @abc.abstractmethod
+    async def policies(self) -> list[Policy]: ...
+
+    @abc.abstractmethod
+    async def tasks(
+        self,
+        states: Sequence[TaskState] = (),
+        policy: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+        query: str = "",
+        descending: bool = False,
+    ) -> TaskPage:
+        """A page in id order (newest first if `descending`); `query` matches key or error."""
+
+    @abc.abstractmethod
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        """A task's failed attempts with their times and errors, oldest first."""
+
+    @abc.abstractmethod
+    async def transfers(self) -> list[Transfer]: ...
+
+    @abc.abstractmethod
+    async def history(self, since: float, policy: str | None = None) -> list[HistoryPoint]: ...
+
+    @abc.abstractmethod
+    async def set_paused(self, paused: bool, policy: str | None = None) -> None:
+        """Pause or resume one policy, or the whole engine (policy None)."""
+
+    @abc.abstractmethod
+    async def retry(self, ids: Sequence[int] = (), policy: str | None = None) -> int:
+        """Queue failed/retrying tasks again: these ids, or (no ids) all of them."""
+
+    @abc.abstractmethod
+    async def add_policy(self, spec: PolicySpec) -> Policy: ...
+
+    @abc.abstractmethod
+    async def update_policy(self, policy_id: str, spec: PolicySpec) -> Policy:
+        """Replace a policy's settings; its id, creation time and pause flag stay."""
+
+    @abc.abstractmethod
+    async def set_enabled(self, policy_id: str, enabled: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def remove_policy(self, policy_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        """Walk the policy's whole source again and queue what differs on the target."""
+
+    @abc.abstractmethod
+    async def cancel_resync(self, policy_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def resyncs(self) -> list[dict[str, Any]]:
+        """The latest resync of each policy that had one (see engine.resync.Resync.public)."""
+
+    @abc.abstractmethod
+    async def audit(self, limit: int = 100) -> list[AuditEntry]: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Let go of connections. A remote or local engine runs on; an embedded one drains."""

@@ -1,0 +1,157 @@
+"""An engine on a thread of its own, driven through the `Service` interface.
+
+A program with its own event loop (the console) embeds the engine here: the
+engine's loop runs on a separate thread, so a burst of copy-path work never
+delays the host's loop, and the host never waits on engine I/O. Calls hop to
+the engine's loop and are awaited as futures; reading the snapshot is a plain
+attribute read (snapshots are immutable and replaced whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from engine.aliases import AliasBook
+from engine.config import EngineConfig
+from engine.engine import Engine
+from engine.errors import MirrorlineError
+from engine.model import Attempt, TaskState
+from engine.policy import Policy
+from engine.service import AuditEntry, PolicySpec, Service, TaskPage
+from engine.service.local import LocalService
+from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
+
+T = TypeVar("T")
+
+
+class EmbeddedEngine(Service):
+    def __init__(self, config: EngineConfig, actor: str = "console") -> None:
+        self.engine = Engine(config)
+        self._actor = actor
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._service: LocalService | None = None
+        self._stopping = False
+        self._finished: Future[None] = Future()
+        self._thread = threading.Thread(target=self._main, name="mirrorline-engine", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.engine.run(self._stop))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits start() or close()
+            self._finished.set_exception(exc)
+        else:
+            self._finished.set_result(None)
+        finally:
+            self._loop.close()
+
+    async def start(self) -> None:
+        """Start the engine and wait until it serves; its start-up errors are raised here."""
+        self._thread.start()
+        ready = asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self.engine.ready.wait(), self._loop)
+        )
+        finished = asyncio.wrap_future(self._finished)
+        done, _ = await asyncio.wait({ready, finished}, return_when=asyncio.FIRST_COMPLETED)
+        if finished in done:
+            ready.cancel()
+            finished.result()  # raises the engine's start-up error
+            raise MirrorlineError("the engine stopped while starting")
+        self._service = LocalService(
+            self.engine.db,
+            AliasBook(self.engine.config.state_dir / "aliases.json"),
+            self._actor,
+            engine=self.engine,
+        )
+
+    async def close(self) -> None:
+        """Drain the engine (running copies finish or return to the queue), then stop."""
+        self._stopping = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            await asyncio.wrap_future(self._finished)
+
+    async def _call(self, work: Callable[[LocalService], Awaitable[T]]) -> T:
+        service = self._service
+        if service is None or self._finished.done():
+            raise MirrorlineError("the engine is not running")
+
+        async def run() -> T:
+            return await work(service)
+
+        try:
+            future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        except RuntimeError:  # its loop closed between the check and the call
+            raise MirrorlineError("the engine is not running") from None
+        try:
+            return await asyncio.wrap_future(future)
+        except MirrorlineError:
+            raise
+        except Exception as exc:
+            if not self._stopping:
+                raise
+            raise MirrorlineError("the engine is stopping") from exc
+
+    async def status(self) -> Snapshot:
+        snapshot = self.engine.snapshot
+        if snapshot is None:
+            return await self._call(lambda s: s.status())
+        return snapshot
+
+    async def policies(self) -> list[Policy]:
+        return await self._call(lambda s: s.policies())
+
+    async def tasks(
+        self,
+        states: Sequence[TaskState] = (),
+        policy: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+        query: str = "",
+        descending: bool = False,
+    ) -> TaskPage:
+        return await self._call(lambda s: s.tasks(states, policy, limit, after, query, descending))
+
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        return await self._call(lambda s: s.attempts(task_id))
+
+    async def transfers(self) -> list[Transfer]:
+        return (await self.status()).transfers
+
+    async def history(self, since: float, policy: str | None = None) -> list[HistoryPoint]:
+        return await self._call(lambda s: s.history(since, policy))
+
+    async def set_paused(self, paused: bool, policy: str | None = None) -> None:
+        await self._call(lambda s: s.set_paused(paused, policy))
+
+    async def retry(self, ids: Sequence[int] = (), policy: str | None = None) -> int:
+        return await self._call(lambda s: s.retry(ids, policy))
+
+    async def add_policy(self, spec: PolicySpec) -> Policy:
+        return await self._call(lambda s: s.add_policy(spec))
+
+    async def update_policy(self, policy_id: str, spec: PolicySpec) -> Policy:
+        return await self._call(lambda s: s.update_policy(policy_id, spec))
+
+    async def set_enabled(self, policy_id: str, enabled: bool) -> None:
+        await self._call(lambda s: s.set_enabled(policy_id, enabled))
+
+    async def remove_policy(self, policy_id: str) -> None:
+        await self._call(lambda s: s.remove_policy(policy_id))
+
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        return await self._call(lambda s: s.start_resync(policy_id))
+
+    async def cancel_resync(self, policy_id: str) -> None:
+        await self._call(lambda s: s.cancel_resync(policy_id))
+
+    async def resyncs(self) -> list[dict[str, Any]]:
+        return await self._call(lambda s: s.resyncs())
+
+    async def audit(self, limit: int = 100) -> list[AuditEntry]:
+        return await self._call(lambda s: s.audit(limit))

@@ -1,0 +1,351 @@
+"""The HTTP API: a thin JSON layer over `LocalService`, behind a bearer token.
+
+    GET  /v1/status            the telemetry snapshot
+    GET  /v1/policies          POST /v1/policies    DELETE /v1/policies/{id}
+    GET  /v1/tasks?state=failed&policy=ID&limit=N&after=CURSOR   GET /v1/tasks/{id}/attempts
+    GET  /v1/transfers         GET /v1/history?since=UNIX&policy=ID
+    POST /v1/pause  /v1/resume {"policy": ID?}     POST /v1/retry {"ids": [...]} | {"all": true}
+    GET  /v1/audit             POST /v1/events/minio (MinIO's webhook)
+    GET  /v1/resync            POST /v1/resync {"policy": ID}   DELETE /v1/resync/{id}
+    GET  /metrics              Prometheus (public with --metrics-public)
+
+Every error is JSON `{"error": "..."}` with 400 (malformed request), 401 (no
+or wrong token), 404 or 422 (well-formed but refused); an unexpected failure
+is logged and answered 500 without details. Nothing here ever echoes an
+alias, so no secret can leave through a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine.aliases import AliasBook
+from engine.engine import Attachment, Engine
+from engine.errors import MirrorlineError, UserError
+from engine.service import PolicySpec, parse_states, task_dict
+from engine.service.local import LocalService
+from engine.service.webhook import ingest, parse
+from engine.telemetry.prometheus import CONTENT_TYPE, render
+
+log = logging.getLogger("mirrorline.api")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class BadRequest(Exception):
+    """The request itself is malformed (HTTP 400), as opposed to refused (422)."""
+
+
+def error(status: int, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message}, status, headers=headers)
+
+
+class TokenAuth(BaseHTTPMiddleware):
+    def __init__(self, app: Any, token: str, public: frozenset[str]) -> None:
+        super().__init__(app)
+        self._expected = f"Bearer {token}".encode()
+        self._public = public
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.url.path not in self._public:
+            given = request.headers.get("authorization", "").encode()
+            if not given:
+                return error(401, "missing Authorization: Bearer TOKEN")
+            if not secrets.compare_digest(given, self._expected):
+                return error(401, "wrong token")
+        return await call_next(request)
+
+
+def guarded(handler: Handler) -> Handler:
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return error(400, str(exc))
+        except UserError as exc:
+            status = 404 if exc.reason.startswith("no policy with id") else 422
+            return error(status, exc.reason)
+        except MirrorlineError as exc:
+            return error(503 if exc.retryable else 422, exc.reason)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return error(500, "internal error (see the engine log)")
+
+    return run
+
+
+async def body_of(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+def field(
+    data: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
+    """A typed body field; JSON true is not a number here, though Python thinks so."""
+    value = data.get(name, default)
+    if value is None:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise BadRequest(f"'{name}' must be a {'/'.join(k.__name__ for k in kinds)}")
+    return value
+
+
+def number(params: Any, name: str, default: float, kind: type = int) -> Any:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be a number") from None
+
+
+def _order(value: str) -> bool:
+    if value not in ("asc", "desc"):
+        raise BadRequest("'order' must be asc or desc")
+    return value == "desc"
+
+
+def create_app(service: LocalService, token: str, metrics_public: bool = False) -> Starlette:
+    async def status(request: Request) -> Response:
+        return JSONResponse((await service.status()).to_dict())
+
+    async def policies(request: Request) -> Response:
+        snap = await service.status()
+        states = {p.id: p.state for p in snap.policies}
+        return JSONResponse(
+            [p.public() | {"state": states.get(p.id, "")} for p in await service.policies()]
+        )
+
+    async def spec_of(request: Request) -> PolicySpec:
+        data = await body_of(request)
+        unknown = set(data) - set(PolicySpec.__dataclass_fields__)
+        if unknown:
+            raise BadRequest(f"unknown field '{sorted(unknown)[0]}'")
+        for name in ("source", "target"):
+            if not field(data, name, str):
+                raise BadRequest(f"'{name}' is required (ALIAS/BUCKET)")
+        replicate = field(data, "replicate", (str, list))
+        if isinstance(replicate, list):
+            replicate = ",".join(map(str, replicate))
+        return PolicySpec(
+            source=data["source"],
+            target=data["target"],
+            id=field(data, "id", str),
+            priority=field(data, "priority", int),
+            prefix=field(data, "prefix", str, ""),
+            tags=field(data, "tags", str, ""),
+            replicate=replicate,
+            bandwidth=str(field(data, "bandwidth", (str, int), "") or ""),
+            enabled=field(data, "enabled", bool),
+        )
+
+    async def add_policy(request: Request) -> Response:
+        policy = await service.add_policy(await spec_of(request))
+        return JSONResponse(policy.public(), 201)
+
+    async def update_policy(request: Request) -> Response:
+        policy_id = request.path_params["policy_id"]
+        policy = await service.update_policy(policy_id, await spec_of(request))
+        return JSONResponse(policy.public())
+
+    async def set_enabled(request: Request) -> Response:
+        policy_id = request.path_params["policy_id"]
+        enabled = field(await body_of(request), "enabled", bool)
+        if enabled is None:
+            raise BadRequest("'enabled' is required (true or false)")
+        await service.set_enabled(policy_id, enabled)
+        return JSONResponse({"policy": policy_id, "enabled": enabled})
+
+    async def remove_policy(request: Request) -> Response:
+        policy_id = request.path_params["policy_id"]
+        await service.remove_policy(policy_id)
+        return JSONResponse({"removed": policy_id})
+
+    async def tasks(request: Request) -> Response:
+        q = request.query_params
+        page = await service.tasks(
+            parse_states(q.get("state", "")),
+            q.get("policy") or None,
+            number(q, "limit", 100),
+            number(q, "after", 0),
+            q.get("q", ""),
+            _order(q.get("order", "asc")),
+        )
+        return JSONResponse({"tasks": [task_dict(t) for t in page.tasks], "next": page.next})
+
+    async def attempts(request: Request) -> Response:
+        try:
+            task_id = int(request.path_params["task_id"])
+        except ValueError:
+            raise BadRequest("the task id must be a number") from None
+        return JSONResponse([asdict(a) for a in await service.attempts(task_id)])
+
+    async def transfers(request: Request) -> Response:
+        return JSONResponse([asdict(t) for t in await service.transfers()])
+
+    async def history(request: Request) -> Response:
+        q = request.query_params
+        points = await service.history(number(q, "since", 0.0, float), q.get("policy") or None)
+        return JSONResponse([asdict(p) for p in points])
+
+    def pauser(paused: bool) -> Handler:
+        async def handle(request: Request) -> Response:
+            policy = field(await body_of(request), "policy", str)
+            await service.set_paused(paused, policy)
+            return JSONResponse({"paused": paused, "policy": policy})
+
+        return handle
+
+    async def retry(request: Request) -> Response:
+        data = await body_of(request)
+        ids = field(data, "ids", list, [])
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise BadRequest("'ids' must be a list of task ids")
+        if bool(ids) == bool(field(data, "all", bool, False)):
+            raise BadRequest("give either 'ids' or 'all': true")
+        count = await service.retry(ids, field(data, "policy", str))
+        return JSONResponse({"requeued": count})
+
+    async def resyncs(request: Request) -> Response:
+        return JSONResponse(await service.resyncs())
+
+    async def start_resync(request: Request) -> Response:
+        policy = field(await body_of(request), "policy", str)
+        if not policy:
+            raise BadRequest("'policy' is required")
+        return JSONResponse(await service.start_resync(policy), 201)
+
+    async def cancel_resync(request: Request) -> Response:
+        policy = request.path_params["policy_id"]
+        await service.cancel_resync(policy)
+        return JSONResponse({"cancelled": policy})
+
+    async def audit(request: Request) -> Response:
+        limit = number(request.query_params, "limit", 100)
+        return JSONResponse([asdict(a) for a in await service.audit(max(1, min(limit, 1000)))])
+
+    async def minio_events(request: Request) -> Response:
+        records = parse(await body_of(request))
+        added = await ingest(
+            records,
+            await service.policies(),
+            service.queue,
+            request.query_params.get("alias") or None,
+        )
+        if added and service.engine is not None:
+            service.engine.kick()
+        return JSONResponse({"records": len(records), "enqueued": added})
+
+    async def metrics(request: Request) -> Response:
+        snap = await service.status()
+        return Response(render(lambda: snap), media_type=CONTENT_TYPE)
+
+    routes = [
+        Route("/v1/status", guarded(status)),
+        Route("/v1/policies", guarded(policies)),
+        Route("/v1/policies", guarded(add_policy), methods=["POST"]),
+        Route("/v1/policies/{policy_id}", guarded(remove_policy), methods=["DELETE"]),
+        Route("/v1/policies/{policy_id}", guarded(update_policy), methods=["PUT"]),
+        Route("/v1/policies/{policy_id}/enabled", guarded(set_enabled), methods=["POST"]),
+        Route("/v1/tasks", guarded(tasks)),
+        Route("/v1/tasks/{task_id}/attempts", guarded(attempts)),
+        Route("/v1/transfers", guarded(transfers)),
+        Route("/v1/history", guarded(history)),
+        Route("/v1/pause", guarded(pauser(True)), methods=["POST"]),
+        Route("/v1/resume", guarded(pauser(False)), methods=["POST"]),
+        Route("/v1/retry", guarded(retry), methods=["POST"]),
+        Route("/v1/audit", guarded(audit)),
+        Route("/v1/resync", guarded(resyncs)),
+        Route("/v1/resync", guarded(start_resync), methods=["POST"]),
+        Route("/v1/resync/{policy_id}", guarded(cancel_resync), methods=["DELETE"]),
+        Route("/v1/events/minio", guarded(minio_events), methods=["POST"]),
+        Route("/metrics", guarded(metrics)),
+    ]
+    public = frozenset({"/metrics"} if metrics_public else ())
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, f"no such endpoint: {request.method} {request.url.path}")
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error(405, f"{request.method} is not allowed on {request.url.path}")
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(TokenAuth, token=token, public=public)],
+        exception_handlers={404: not_found, 405: not_allowed},
+    )
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the engine owns SIGINT/SIGTERM: it stops the API, then drains
+
+
+def listen_socket(address: str) -> socket.socket:
+    """Bind HOST:PORT now, so a taken port is a one-line error before anything starts."""
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"--listen {address!r}: expected HOST:PORT, e.g. 127.0.0.1:7480")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, int(port)))
+    except OSError as exc:
+        sock.close()
+        raise UserError(f"--listen {address}: {exc.strerror or exc}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(app: Starlette, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set; requests in progress get a moment to finish."""
+    server = _Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", workers=1)
+    )
+    running = asyncio.create_task(server.serve(sockets=[sock]))
+    await stop.wait()
+    server.should_exit = True
+    await running
+
+
+def attach_api(listen: socket.socket, token: str, metrics_public: bool = False) -> Attachment:
+    """The HTTP API as an engine attachment: the engine knows nothing of HTTP."""
+
+    async def serve_beside(engine: Engine, stop: asyncio.Event) -> None:
+        service = LocalService(
+            engine.db, AliasBook(engine.config.state_dir / "aliases.json"), "api", engine=engine
+        )
+        await serve(create_app(service, token, metrics_public), listen, stop)
+
+    return serve_beside

@@ -1,0 +1,215 @@
+"""The service on a state dir, and on the engine in this process when there is one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from engine.aliases import AliasBook
+from engine.checks.endpoints import check_policy
+from engine.engine import Engine
+from engine.errors import UserError
+from engine.model import Attempt, TaskState
+from engine.policy import (
+    OPERATIONS,
+    Policy,
+    new_id,
+    parse_bandwidth,
+    parse_id,
+    parse_path,
+    parse_prefix,
+    parse_replicate,
+    parse_tags,
+)
+from engine.replication.resync import DEFAULT_PAGE, ResyncStore
+from engine.service import MAX_PAGE, AuditEntry, PolicySpec, Service, TaskPage
+from engine.state.sqlite.database import Database, open_db
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
+from engine.telemetry.compose import stored_snapshot
+from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
+from engine.telemetry.stats import history
+
+
+@dataclass
+class LocalService(Service):
+    """The state dir's database, and the engine in this process when there is one."""
+
+    db: Database
+    book: AliasBook
+    actor: str = "cli"
+    engine: Engine | None = None
+    owns_db: bool = False  # opened by `open`: closed with the service
+    store: PolicyStore = field(init=False)
+    queue: SQLiteQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = PolicyStore(self.db)
+        self.queue = SQLiteQueue(self.db)
+
+    @classmethod
+    async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
+        db = await open_db(state_dir / "mirrorline.db")
+        return cls(db, AliasBook(state_dir / "aliases.json"), actor, owns_db=True)
+
+    async def close(self) -> None:
+        if self.owns_db:
+            await self.db.close()
+
+    async def status(self) -> Snapshot:
+        if self.engine is not None and self.engine.snapshot is not None:
+            return self.engine.snapshot
+        return await stored_snapshot(self.db)
+
+    async def policies(self) -> list[Policy]:
+        return await self.store.all()
+
+    async def tasks(
+        self,
+        states: Sequence[TaskState] = (),
+        policy: str | None = None,
+        limit: int = 100,
+        after: int = 0,
+        query: str = "",
+        descending: bool = False,
+    ) -> TaskPage:
+        if not 1 <= limit <= MAX_PAGE:
+            raise UserError(f"limit must be between 1 and {MAX_PAGE}")
+        if policy:
+            await self.store.get(policy)
+        found = await self.queue.tasks(policy, states, limit + 1, after, query, descending)
+        more = len(found) > limit
+        found = found[:limit]
+        return TaskPage(found, found[-1].id if more else None)
+
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        return await self.queue.attempts(task_id)
+
+    async def transfers(self) -> list[Transfer]:
+        return (await self.status()).transfers
+
+    async def history(self, since: float, policy: str | None = None) -> list[HistoryPoint]:
+        return await history(self.db, since, policy)
+
+    async def set_paused(self, paused: bool, policy: str | None = None) -> None:
+        await self.store.set_paused(paused, policy)
+        await self._audit(
+            "pause" if paused else "resume", f"policy {policy}" if policy else "engine"
+        )
+        await self._applied()
+
+    async def retry(self, ids: Sequence[int] = (), policy: str | None = None) -> int:
+        if policy:
+            await self.store.get(policy)
+        if ids:
+            wanted = set(ids)
+            found: set[int] = set()
+            for start in range(0, len(ids), 500):
+                chunk = sorted(wanted)[start : start + 500]
+                rows = await self.db.rows(
+                    f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(chunk))}) "
+                    "AND state IN ('failed', 'retrying')" + (" AND policy = ?" if policy else ""),
+                    [*chunk, *([policy] if policy else [])],
+                )
+                found |= {r[0] for r in rows}
+            missing = sorted(wanted - found)
+            if missing:
+                listed = ", ".join(map(str, missing[:10]))
+                raise UserError(f"no failed or retrying task with id {listed}")
+        count = await self.queue.requeue(policy, ids)
+        what = f"{count} task(s)" + (f" of policy {policy}" if policy else "")
+        await self._audit("retry", what + (f": ids {', '.join(map(str, ids[:20]))}" if ids else ""))
+        await self._applied()
+        return count
+
+    async def _parse(self, spec: PolicySpec, policy_id: str, priority: int | None) -> Policy:
+        """The same rules for add and edit, from every front end."""
+        source_alias, source_bucket = parse_path(spec.source, "source")
+        target_alias, target_bucket = parse_path(spec.target, "target")
+        return Policy(
+            id=policy_id,
+            priority=priority if priority is not None else await self.store.next_priority(),
+            source_alias=source_alias,
+            source_bucket=source_bucket,
+            target_alias=target_alias,
+            target_bucket=target_bucket,
+            prefix=parse_prefix(spec.prefix),
+            tags=parse_tags(spec.tags),
+            replicate=parse_replicate(spec.replicate)
+            if spec.replicate is not None
+            else frozenset(OPERATIONS),
+            bandwidth=parse_bandwidth(spec.bandwidth) if spec.bandwidth else 0,
+            enabled=spec.enabled is not False,
+        )
+
+    async def add_policy(self, spec: PolicySpec) -> Policy:
+        if spec.id is not None:
+            if not spec.id.strip():
+                raise UserError("the policy id must not be empty")
+            parse_id(spec.id)
+        policy = await self._parse(spec, spec.id or new_id(), spec.priority)
+        await self.store.check_new(policy)
+        await check_policy(policy, self.book)
+        policy = await self.store.add(policy)
+        await self._audit("add-policy", f"{policy.id}: {policy.source} -> {policy.target}")
+        await self._applied()
+        return policy
+
+    async def update_policy(self, policy_id: str, spec: PolicySpec) -> Policy:
+        old = await self.store.get(policy_id)
+        new = await self._parse(spec, policy_id, spec.priority or old.priority)
+        enabled = old.enabled if spec.enabled is None else spec.enabled
+        new = replace(new, paused=old.paused, created_at=old.created_at, enabled=enabled)
+        if (new.source, new.target) != (old.source, old.target):
+            await check_policy(new, self.book)
+        policy = await self.store.update(new)
+        await self._audit("edit-policy", f"{policy.id}: {policy.source} -> {policy.target}")
+        await self._applied()
+        return policy
+
+    async def set_enabled(self, policy_id: str, enabled: bool) -> None:
+        old = await self.store.get(policy_id)
+        await self.store.update(replace(old, enabled=enabled))
+        await self._audit("enable" if enabled else "disable", f"policy {policy_id}")
+        await self._applied()
+
+    async def remove_policy(self, policy_id: str) -> None:
+        await self.store.remove(policy_id)
+        await self.queue.drop_policy(policy_id)
+        await self._audit("remove-policy", policy_id)
+        await self._applied()
+
+    async def start_resync(self, policy_id: str) -> dict[str, Any]:
+        await self.store.get(policy_id)
+        (started,) = await ResyncStore(self.db).start([policy_id], DEFAULT_PAGE)
+        await self._audit("resync", f"policy {policy_id}")
+        return started.public(time.time())
+
+    async def cancel_resync(self, policy_id: str) -> None:
+        await self.store.get(policy_id)
+        await ResyncStore(self.db).cancel([policy_id])  # none running: a UserError
+        await self._audit("cancel-resync", f"policy {policy_id}")
+
+    async def resyncs(self) -> list[dict[str, Any]]:
+        store, now = ResyncStore(self.db), time.time()
+        found = [await store.latest(p.id) for p in await self.store.all()]
+        return [r.public(now) for r in found if r is not None]
+
+    async def audit(self, limit: int = 100) -> list[AuditEntry]:
+        rows = await self.db.rows(
+            "SELECT id, at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    async def _audit(self, action: str, detail: str) -> None:
+        await self.db.write(
+            "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+            (time.time(), self.actor, action, detail),
+        )
+
+    async def _applied(self) -> None:
+        if self.engine is not None:
+            await self.engine.reconfigure()

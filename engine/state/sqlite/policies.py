@@ -1,0 +1,139 @@
+"""Policies and the engine-wide settings (the pause flag), in SQLite."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+
+import aiosqlite
+
+from engine.errors import UserError
+from engine.policy import Policy
+from engine.state.sqlite.database import Database
+
+
+class PolicyStore:
+    """Policies in the state database; writes are single transactions."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def all(self) -> list[Policy]:
+        return [
+            _from_row(r)
+            for r in await self._db.rows("SELECT * FROM policies ORDER BY priority DESC")
+        ]
+
+    async def get(self, policy_id: str) -> Policy:
+        rows = await self._db.rows("SELECT * FROM policies WHERE id = ?", (policy_id,))
+        if not rows:
+            raise UserError(f"no policy with id {policy_id!r}")
+        return _from_row(rows[0])
+
+    async def next_priority(self) -> int:
+        rows = await self._db.rows("SELECT COALESCE(MAX(priority), 0) + 1 FROM policies")
+        return int(rows[0][0])
+
+    def check_unique(self, policy: Policy, others: Iterable[Policy]) -> None:
+        for other in others:
+            if other.id == policy.id:
+                continue
+            if other.priority == policy.priority:
+                raise UserError(f"priority {policy.priority} is already used by policy {other.id}")
+            same_route = (other.source, other.target) == (policy.source, policy.target)
+            if same_route and other.prefix == policy.prefix:
+                raise UserError(
+                    f"policy {other.id} already replicates {policy.source} to {policy.target}"
+                )
+
+    async def check_new(self, policy: Policy) -> None:
+        existing = await self.all()
+        if any(p.id == policy.id for p in existing):
+            raise UserError(f"a policy with id {policy.id!r} already exists")
+        self.check_unique(policy, existing)
+
+    async def add(self, policy: Policy) -> Policy:
+        await self.check_new(policy)
+        policy = replace(policy, created_at=policy.created_at or time.time())
+        await self._db.write(
+            "INSERT INTO policies (id, priority, source_alias, source_bucket, target_alias, "
+            "target_bucket, prefix, tags, replicate, bandwidth, enabled, paused, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _to_row(policy),
+        )
+        return policy
+
+    async def update(self, policy: Policy) -> Policy:
+        self.check_unique(policy, await self.all())
+        row = _to_row(policy)
+        await self._db.write(
+            "UPDATE policies SET priority = ?, source_alias = ?, source_bucket = ?, "
+            "target_alias = ?, target_bucket = ?, prefix = ?, tags = ?, replicate = ?, "
+            "bandwidth = ?, enabled = ?, paused = ?, created_at = ? WHERE id = ?",
+            (*row[1:], row[0]),
+        )
+        return policy
+
+    async def remove(self, policy_id: str) -> None:
+        await self.get(policy_id)
+        await self._db.write("DELETE FROM policies WHERE id = ?", (policy_id,))
+
+    async def set_paused(self, paused: bool, policy_id: str | None = None) -> int:
+        if policy_id is None:
+            await self._db.write(
+                "INSERT INTO settings (name, value) VALUES ('paused', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                ("1" if paused else "0",),
+            )
+            return 1
+        await self.get(policy_id)
+        return await self._db.write(
+            "UPDATE policies SET paused = ? WHERE id = ?", (int(paused), policy_id)
+        )
+
+    async def engine_snapshot(self) -> dict[str, object]:
+        """The running engine's last live snapshot ({} if none was ever written)."""
+        rows = await self._db.rows("SELECT value FROM settings WHERE name = 'engine'")
+        return json.loads(rows[0][0]) if rows else {}
+
+    async def engine_paused(self) -> bool:
+        rows = await self._db.rows("SELECT value FROM settings WHERE name = 'paused'")
+        return bool(rows and rows[0][0] == "1")
+
+
+def _to_row(p: Policy) -> tuple[object, ...]:
+    return (
+        p.id,
+        p.priority,
+        p.source_alias,
+        p.source_bucket,
+        p.target_alias,
+        p.target_bucket,
+        p.prefix,
+        json.dumps(p.tags),
+        ",".join(sorted(p.replicate)),
+        p.bandwidth,
+        int(p.enabled),
+        int(p.paused),
+        p.created_at,
+    )
+
+
+def _from_row(row: aiosqlite.Row) -> Policy:
+    return Policy(
+        id=row["id"],
+        priority=row["priority"],
+        source_alias=row["source_alias"],
+        source_bucket=row["source_bucket"],
+        target_alias=row["target_alias"],
+        target_bucket=row["target_bucket"],
+        prefix=row["prefix"],
+        tags=json.loads(row["tags"] or "{}"),
+        replicate=frozenset(x for x in row["replicate"].split(",") if x),
+        bandwidth=row["bandwidth"],
+        enabled=bool(row["enabled"]),
+        paused=bool(row["paused"]),
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,408 @@
+"""SQLite backend of the queue, for one engine per state dir.
+
+Claims are one `UPDATE ... RETURNING` over a partial index of ready rows, so
+claiming costs the same with ten tasks or ten million. Every write is one
+short transaction; counters follow through triggers (engine/db.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import aiosqlite
+
+from engine.model import Attempt, Completion, Counts, NewTask, Op, Outcome, Task, TaskState
+from engine.state.queue import Replica, TaskQueue
+from engine.state.sqlite.database import Database
+
+# In the field order of engine.model.Task, so a row maps to a Task positionally.
+_COLUMNS = (
+    "policy, key, version_id, op, size, etag, src_mtime, seq, target_version, target_has_key, "
+    "id, state, attempts, next_at, last_error, error_class, created_at, updated_at"
+)
+
+
+_OPS = {op.value: op for op in Op}
+_STATES = {state.value: state for state in TaskState}
+
+
+def _row(t: NewTask, now: float) -> tuple[object, ...]:
+    """A new task as the INSERT binds it: ?1 policy ... ?10 target_has_key, ?11 now."""
+    return (
+        t.policy,
+        t.key,
+        t.version_id,
+        t.op.value,
+        t.size,
+        t.etag,
+        t.src_mtime,
+        t.seq,
+        t.target_version,
+        int(t.target_has_key),
+        now,
+    )
+
+
+def _task(row: tuple) -> Task:  # type: ignore[type-arg]
+    values = list(row)
+    values[3] = _OPS[values[3]]
+    values[9] = bool(values[9])
+    values[11] = _STATES[values[11]]
+    return Task(*values)
+
+
+class SQLiteQueue(TaskQueue):
+    """The queue in the state database (see engine/db.py for the schema)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._tx = db.tx
+
+    async def enqueue(self, tasks: Sequence[NewTask]) -> int:
+        """Insert new tasks; the replica map is re-checked inside the transaction.
+
+        A scan reads the map, then enqueues; a copy may complete in between. So a
+        copy task goes in only while the map still says what the scan saw (no
+        replica, or the stale one in `target_version`), and a version delete only
+        while its replica is still recorded: no duplicate copy, no double delete.
+        """
+        if not tasks:
+            return 0
+        now = time.time()
+        kinds = {Op.PUT: "copy", Op.DELETE_MARKER: "copy", Op.DELETE_VERSION: "delete"}
+        rows: dict[str, list[tuple[object, ...]]] = {"copy": [], "delete": [], "plain": []}
+        for t in tasks:
+            rows[kinds.get(t.op, "plain")].append(_row(t, now))
+        # Numbered placeholders, bound from plain tuples: ?1 policy, ?2 key, ?3 version_id,
+        # ?9 target_version, ?11 now (dict binding cost a third of the enqueue rate).
+        insert = (
+            "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
+            "seq, target_version, target_has_key, next_at, created_at, updated_at) "
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11"
+        )
+        mapped = "SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3"
+        conditions = {
+            "copy": f" WHERE NOT EXISTS ({mapped} AND (?9 = '' OR target_version IS NOT ?9))",
+            "delete": f" WHERE EXISTS ({mapped} AND target_version = ?9)",
+            "plain": "",
+        }
+        added = 0
+        async with self._tx() as conn:
+            for kind, batch in rows.items():
+                if batch:
+                    cur = await conn.executemany(insert + conditions[kind], batch)
+                    added += cur.rowcount
+        return added
+
+    async def claim(self, policies: Sequence[str], limit: int, lease_seconds: float) -> list[Task]:
+        now = time.time()
+        tasks: list[Task] = []
+        async with self._tx() as conn:
+            for policy in policies:
+                if len(tasks) >= limit:
+                    break
+                # One policy at a time so the partial index tasks_ready serves both the
+                # filter and the order: the cost does not grow with the backlog.
+                async with conn.execute(
+                    "UPDATE tasks SET state = 'in-flight', lease_until = ?, "
+                    "attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT id FROM tasks "
+                    "INDEXED BY tasks_ready WHERE policy = ? AND state IN ('pending', 'retrying') "
+                    f"AND next_at <= ? ORDER BY next_at, id LIMIT ?) RETURNING {_COLUMNS}",
+                    (now + lease_seconds, now, policy, now, limit - len(tasks)),
+                ) as cur:
+                    tasks.extend(_task(tuple(r)) for r in await cur.fetchall())
+        tasks.sort(key=lambda t: (t.next_at, t.id))
+        return tasks
+
+    async def complete(self, done: Sequence[Completion]) -> None:
+        if not done:
+            return
+        async with self._tx() as conn:
+            ids = [c.task.id for c in done]
+            marks = ",".join("?" * len(ids))
+            async with conn.execute(
+                f"DELETE FROM tasks WHERE id IN ({marks}) RETURNING id, resync", ids
+            ) as cur:
+                existed = {row[0]: row[1] for row in await cur.fetchall()}
+            # A task whose row is gone belonged to a policy removed meanwhile: recording
+            # it would resurrect that policy's totals and replica map.
+            done = [c for c in done if c.task.id in existed]
+            # Only a task that failed before has attempts recorded (and an error class,
+            # which a retry does not clear): the usual batch skips this.
+            retried = [(c.task.id,) for c in done if c.task.error_class]
+            if retried:
+                await conn.executemany("DELETE FROM attempts WHERE task_id = ?", retried)
+            totals: dict[str, list[int]] = {}
+            resyncs: dict[int, list[int]] = {}  # tasks a resync queued: its own counters
+            for c in done:
+                agg = totals.setdefault(c.task.policy, [0, 0, 0])
+                skipped = c.outcome is Outcome.SKIPPED
+                if skipped:
+                    agg[2] += 1
+                else:
+                    agg[0] += 1
+                    agg[1] += c.bytes
+                if existed[c.task.id]:
+                    resyncs.setdefault(existed[c.task.id], [0, 0])[skipped] += 1
+            if resyncs:
+                await conn.executemany(
+                    "UPDATE resyncs SET replicated = replicated + ?, skipped = skipped + ? "
+                    "WHERE id = ?",
+                    [(n[0], n[1], rid) for rid, n in resyncs.items()],
+                )
+            await conn.executemany(
+                "INSERT INTO totals (policy, replicated, replicated_bytes, skipped) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(policy) DO UPDATE SET "
+                "replicated = replicated + excluded.replicated, "
+                "replicated_bytes = replicated_bytes + excluded.replicated_bytes, "
+                "skipped = skipped + excluded.skipped",
+                [(p, *agg) for p, agg in totals.items()],
+            )
+            keep = [c for c in done if c.target_version is not None]
+            await conn.executemany(
+                "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ?",
+                [
+                    (c.task.policy, c.task.key, c.task.version_id)
+                    for c in keep
+                    if c.task.op is Op.DELETE_VERSION
+                ],
+            )
+            await conn.executemany(
+                "INSERT OR REPLACE INTO replicas "
+                "(policy, key, source_version, target_version, src_mtime, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.task.policy,
+                        c.task.key,
+                        c.task.version_id,
+                        c.target_version or None,
+                        c.task.src_mtime,
+                        c.task.seq,
+                    )
+                    for c in keep
+                    if c.task.op not in (Op.DELETE_VERSION, Op.METADATA)
+                ],
+            )
+
+    async def retry_later(self, task: Task, error: str, error_class: str, at: float) -> None:
+        await self._park(task, TaskState.RETRYING, error, error_class, at)
+
+    async def fail(self, task: Task, error: str, error_class: str) -> None:
+        await self._park(task, TaskState.FAILED, error, error_class, 0.0)
+
+    async def _park(
+        self, task: Task, state: TaskState, error: str, error_class: str, at: float
+    ) -> None:
+        now = time.time()
+        async with self._tx() as conn:
+            await conn.execute(
+                # target_has_key: the failed try may have landed (a reply lost on the
+                # way back): the next one looks at the target before copying again.
+                "UPDATE tasks SET state = ?, next_at = ?, lease_until = 0, last_error = ?, "
+                "error_class = ?, updated_at = ?, target_has_key = 1 WHERE id = ?",
+                (state.value, at, error, error_class, now, task.id),
+            )
+            # Numbered in sequence, not by the task's attempt count: a retry by an
+            # operator resets that count, the history goes on.
+            await conn.execute(
+                "INSERT INTO attempts (task_id, n, at, kind, error) SELECT ?1, "
+                "COALESCE(MAX(n), 0) + 1, ?2, ?3, ?4 FROM attempts WHERE task_id = ?1",
+                (task.id, now, error_class, error),
+            )
+
+    async def release(self, tasks: Sequence[Task]) -> None:
+        if not tasks:
+            return
+        async with self._tx() as conn:
+            await conn.executemany(
+                "UPDATE tasks SET state = 'pending', lease_until = 0, target_has_key = 1, "
+                "attempts = MAX(attempts - 1, 0), updated_at = ? WHERE id = ? AND state = 'in-flight'",
+                [(time.time(), t.id) for t in tasks],
+            )
+
+    async def recover(self) -> int:
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE tasks SET state = 'pending', lease_until = 0, target_has_key = 1, "
+                "updated_at = ? WHERE state = 'in-flight'",
+                (time.time(),),
+            )
+            return cur.rowcount
+
+    async def requeue(self, policy: str | None = None, ids: Sequence[int] = ()) -> int:
+        where = "state IN ('failed', 'retrying')"
+        args: list[object] = [time.time(), time.time()]
+        if policy:
+            where += " AND policy = ?"
+            args.append(policy)
+        if ids:
+            where += f" AND id IN ({','.join('?' * len(ids))})"
+            args.extend(ids)
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE tasks SET state = 'pending', attempts = 0, next_at = ?, updated_at = ? "
+                f"WHERE {where}",
+                args,
+            )
+            return cur.rowcount
+
+    async def counts(self) -> dict[str, Counts]:
+        fields: dict[str, dict[str, float | int | None]] = {}
+        async with self._db.conn.execute("SELECT policy, state, count, bytes FROM counters") as cur:
+            for row in await cur.fetchall():
+                name = row["state"].replace("-", "_")
+                fields.setdefault(row["policy"], {})[name] = row["count"]
+                fields[row["policy"]][name + "_bytes"] = row["bytes"]
+        async with self._db.conn.execute("SELECT * FROM totals") as cur:
+            for row in await cur.fetchall():
+                entry = fields.setdefault(row["policy"], {})
+                entry.update(
+                    replicated=row["replicated"],
+                    replicated_bytes=row["replicated_bytes"],
+                    skipped=row["skipped"],
+                )
+        for policy, entry in fields.items():
+            async with self._db.conn.execute(
+                "SELECT MIN(created_at) FROM tasks WHERE policy = ? AND state = 'pending'",
+                (policy,),
+            ) as cur:
+                row = await cur.fetchone()
+            entry["oldest_pending_at"] = row[0] if row else None
+        return {p: Counts(**entry) for p, entry in fields.items()}  # type: ignore[arg-type]
+
+    async def tasks(
+        self,
+        policy: str | None = None,
+        states: Sequence[TaskState] = (),
+        limit: int = 100,
+        after: int = 0,
+        query: str = "",
+        descending: bool = False,
+    ) -> list[Task]:
+        where: list[str] = []
+        args: list[object] = []
+        if after:
+            where.append("id < ?" if descending else "id > ?")
+            args.append(after)
+        if query:
+            # Substring of the key or the error, case-insensitive, like `/` in less.
+            where.append("(instr(lower(key), ?) > 0 OR instr(lower(last_error), ?) > 0)")
+            args += [query.lower()] * 2
+        if policy:
+            where.append("policy = ?")
+            args.append(policy)
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args.extend(s.value for s in states)
+            if set(states) <= {TaskState.FAILED, TaskState.RETRYING}:
+                # Spelled as in the partial index tasks_parked, so SQLite uses it: a
+                # page of failures costs the same under a backlog of millions.
+                where.append("state IN ('failed', 'retrying')")
+        sql = (
+            f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where) or '1'} "
+            f"ORDER BY id {'DESC' if descending else ''} LIMIT ?"
+        )
+        async with self._db.conn.execute(sql, (*args, limit)) as cur:
+            return [_task(tuple(r)) for r in await cur.fetchall()]
+
+    async def replicas(
+        self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
+    ) -> list[Replica]:
+        if not policies:
+            return []
+        marks = ",".join("?" * len(policies))
+        sql = (
+            "SELECT key, source_version, target_version, src_mtime, seq FROM replicas "
+            f"WHERE policy IN ({marks}) AND key > ?"
+        )
+        args: list[object] = [*policies, low]
+        if high is not None:
+            sql += " AND key <= ?"
+            args.append(high)
+        async with self._db.conn.execute(sql + " ORDER BY key LIMIT ?", [*args, limit]) as cur:
+            return [Replica(*row) for row in await cur.fetchall()]
+
+    async def attempts(self, task_id: int) -> list[Attempt]:
+        rows = await self._db.rows(
+            "SELECT n, at, kind, error FROM attempts WHERE task_id = ? ORDER BY n", (task_id,)
+        )
+        return [Attempt(*row) for row in rows]
+
+    async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:
+        rows = await self._db.rows(
+            "SELECT target_version FROM replicas WHERE policy = ? AND key = ? "
+            "AND source_version = ?",
+            (policy, key, source_version),
+        )
+        return rows[0][0] if rows else None
+
+    async def newest_replicas(
+        self, policy: str, keys: Sequence[str]
+    ) -> dict[str, tuple[float, int]]:
+        newest: dict[str, tuple[float, int]] = {}
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            part = unique[i : i + 500]
+            async with self._db.conn.execute(
+                "SELECT key, src_mtime, seq FROM replicas WHERE policy = ? "
+                f"AND key IN ({','.join('?' * len(part))}) AND target_version IS NOT NULL",
+                (policy, *part),
+            ) as cur:
+                for key, mtime, seq in await cur.fetchall():
+                    newest[key] = max(newest.get(key, (mtime, seq)), (mtime, seq))
+        return newest
+
+    async def drop_policy(self, policy: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM attempts WHERE task_id IN (SELECT id FROM tasks WHERE policy = ?)",
+                (policy,),
+            )
+            # Its telemetry too: a policy re-added under the same id starts from zero.
+            await conn.execute(
+                "DELETE FROM stats WHERE scope = ? OR scope LIKE ?",
+                (f"policy:{policy}", f"latency:{policy}:%"),
+            )
+            for table in ("history", "error_totals"):
+                await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
+            for table in ("tasks", "counters", "totals", "replicas"):
+                await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @staticmethod
+    async def enqueue_resync(
+        conn: aiosqlite.Connection, resync: int, tasks: Sequence[NewTask]
+    ) -> int:
+        """Queue a resync's copies inside the caller's transaction (its checkpoint's).
+
+        The resync compared the source with what the target really holds and found
+        these versions missing from it, whatever the replica map says: their map rows
+        are stale, and `enqueue`'s re-check would refuse them (a NULL row, "nothing
+        to copy", has no stale replica to name). So each row is dropped first, but only
+        while it still says what the resync read before it listed the target: the
+        replica it saw in `target_version` ('' for none), or NULL (the transfer decides
+        that one again). A copy that completed meanwhile wrote a row the resync never
+        saw: it stays and blocks the insert, as in `enqueue`, so no version is copied
+        twice. With the stale rows gone, the transfer's "never overwrite a newer
+        version" check stops trusting them too. Rows carry `resync` for its counters.
+        """
+        if not tasks:
+            return 0
+        now = time.time()
+        await conn.executemany(
+            "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ? "
+            "AND (target_version IS NULL OR target_version = ?)",
+            [(t.policy, t.key, t.version_id, t.target_version) for t in tasks],
+        )
+        cur = await conn.executemany(
+            "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
+            "seq, target_version, target_has_key, next_at, created_at, updated_at, resync) "
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12 WHERE NOT EXISTS "
+            "(SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3)",
+            [(*_row(t, now), resync) for t in tasks],
+        )
+        return cur.rowcount

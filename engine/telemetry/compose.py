@@ -1,0 +1,177 @@
+"""Snapshots: the running engine's (live), and the state database's (for other processes).
+
+The engine builds one every second from the queue counters and its telemetry
+and publishes it in the database every 2 s. A `replicate status` in another
+process reads that one with the backlog re-read exactly from the counters;
+with no engine running it builds the same shape from what was persisted, with
+links unknown. Either way every view formats the same `Snapshot`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
+from typing import TypeVar
+
+from engine.model import Counts
+from engine.policy import Policy
+from engine.state.sqlite.database import Database
+from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.queue import SQLiteQueue
+from engine.telemetry.snapshot import (
+    Backlog,
+    EngineInfo,
+    Link,
+    PolicyStats,
+    Rate,
+    Snapshot,
+    TargetStats,
+    Transfer,
+)
+from engine.telemetry.stats import Telemetry, with_backlog
+
+V = TypeVar("V", Backlog, Rate)
+FRESH = 10.0  # a published snapshot older than this means the engine is gone
+
+
+def package_version() -> str:
+    try:
+        return version("mirrorline")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def state_of(policy: Policy, engine_paused: bool) -> str:
+    if not policy.enabled:
+        return "disabled"
+    if policy.paused or engine_paused:
+        return "paused"
+    return "enabled"
+
+
+@dataclass
+class Live:
+    """What only a running engine knows, beyond its telemetry."""
+
+    started_at: float
+    workers: int
+    running: bool = True
+    links: list[Link] = field(default_factory=list)
+    transfers: list[Transfer] = field(default_factory=list)
+    scans: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    scan_errors: dict[str, str] = field(default_factory=dict)
+
+
+def compose(
+    telemetry: Telemetry,
+    policies: Sequence[Policy],
+    counts: dict[str, Counts],
+    paused: bool,
+    live: Live | None,
+    now: float,
+) -> Snapshot:
+    stats = []
+    for p in policies:
+        scans = live.scans.get(p.id, (0, None)) if live else (0, None)
+        one = telemetry.policy_stats(p, state_of(p, paused), counts.get(p.id, Counts()), now, scans)
+        if live and p.id in live.scan_errors:
+            one = replace(one, scan_error=live.scan_errors[p.id])
+        stats.append(one)
+    links = live.links if live else _stored_links(telemetry, policies)
+    return Snapshot(
+        engine=EngineInfo(
+            running=bool(live and live.running),
+            paused=paused,
+            started_at=live.started_at if live else None,
+            updated_at=now,
+            workers=live.workers if live else 0,
+            version=package_version(),
+        ),
+        policies=stats,
+        targets=targets(stats, links),
+        links=links,
+        transfers=live.transfers if live else [],
+    )
+
+
+def _stored_links(telemetry: Telemetry, policies: Iterable[Policy]) -> list[Link]:
+    aliases = sorted({a for p in policies for a in (p.source_alias, p.target_alias)})
+    return [
+        Link(a, None, None, downtime_total=telemetry.link_downtime.get(a, 0.0)) for a in aliases
+    ]
+
+
+def targets(stats: Sequence[PolicyStats], links: Sequence[Link]) -> list[TargetStats]:
+    online = {link.alias: link.online for link in links}
+    out = []
+    for alias in sorted({p.target_alias for p in stats}):
+        mine = [p for p in stats if p.target_alias == alias]
+        out.append(
+            TargetStats(
+                alias=alias,
+                policies=[p.id for p in mine],
+                backlog=_sum(Backlog, [p.backlog for p in mine]),
+                rate=_sum(Rate, [p.rate for p in mine]),
+                online=online.get(alias),
+            )
+        )
+    return out
+
+
+def _sum(kind: type[V], values: Sequence[V]) -> V:
+    fields = kind.__dataclass_fields__
+    total = {name: sum(getattr(v, name) for v in values) for name in fields}
+    if kind is Backlog:  # the oldest pending task of the target is the oldest of any policy
+        total["oldest_pending_age"] = max((v.oldest_pending_age for v in values), default=0.0)
+    else:  # peaks happened at different times: the best single one is what is known
+        for name in ("peak_bytes", "peak_objects"):
+            total[name] = max((getattr(v, name) for v in values), default=0.0)
+    return kind(**total)
+
+
+async def publish(db: Database, snapshot: Snapshot) -> None:
+    await db.write(
+        "INSERT INTO settings (name, value) VALUES ('engine', ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (json.dumps(snapshot.to_dict()),),
+    )
+
+
+async def stored_snapshot(db: Database) -> Snapshot:
+    """The engine's last published snapshot if it is running, else one built from the database."""
+    store, queue = PolicyStore(db), SQLiteQueue(db)
+    policies = await store.all()
+    counts = await queue.counts()
+    paused = await store.engine_paused()
+    now = time.time()
+    rows = await db.rows("SELECT value FROM settings WHERE name = 'engine'")
+    published = _parse(rows[0][0]) if rows else None
+    if published and published.engine.running and now - (published.engine.updated_at or 0) < FRESH:
+        # Exact backlog from the counters; states and policies as they are now.
+        known = {p.id: p for p in published.policies}
+        fresh = []
+        for p in policies:
+            base = known.get(p.id)
+            if base is None:
+                continue
+            base = replace(base, state=state_of(p, paused), bandwidth_limit=p.bandwidth)
+            fresh.append(with_backlog(base, counts.get(p.id, Counts()), now))
+        return replace(
+            published,
+            engine=replace(published.engine, paused=paused),
+            policies=fresh,
+            targets=targets(fresh, published.links),
+        )
+    telemetry = Telemetry(db)
+    await telemetry.load()
+    return compose(telemetry, policies, counts, paused, None, now)
+
+
+def _parse(raw: str) -> Snapshot | None:
+    try:
+        return Snapshot.from_dict(json.loads(raw))
+    except (ValueError, TypeError, KeyError):
+        return None  # written by an older version: rebuilt from the database instead
