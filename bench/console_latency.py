@@ -43,9 +43,7 @@ from engine.demo.seaweed import SeaweedServer
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.service.embedded import EmbeddedEngine
-from engine.state.sqlite.database import open_db
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state import open_state
 from tests.conftest import make_bucket
 from tui.app import Console
 
@@ -69,11 +67,11 @@ async def prepare(state: Path, a: SeaweedServer, b: SeaweedServer, backlog: int)
     book = AliasBook(state / "aliases.json")
     book.set(Alias("src", a.endpoint, a.access_key, a.secret_key))
     book.set(Alias("dst", b.endpoint, b.access_key, b.secret_key))
-    db = await open_db(state / "mirrorline.db")
-    store = PolicyStore(db)
+    opened = await open_state(state / "mirrorline.db")
+    store = opened.policies
     await store.add(Policy("copy", 2, "src", "copy-src", "dst", "copy-dst"))
     await store.add(Policy("backlog", 1, "src", "backlog-src", "dst", "backlog-dst"))
-    queue = SQLiteQueue(db)
+    queue = opened.queue
     for start in range(0, backlog, 20_000):
         await queue.enqueue(
             [
@@ -81,7 +79,7 @@ async def prepare(state: Path, a: SeaweedServer, b: SeaweedServer, backlog: int)
                 for i in range(start, min(backlog, start + 20_000))
             ]
         )
-    await db.close()
+    await opened.close()
 
 
 def percentile(values: list[float], q: float) -> float:

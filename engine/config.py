@@ -9,12 +9,10 @@ and no other user can ever read one.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from engine.errors import UserError
 from engine.retry import RetryPolicy
@@ -63,33 +61,6 @@ def api_token(path: Path) -> str:
     if len(token) < 16 or any(c.isspace() for c in token):
         raise UserError(f"the token in {path} must be one word of at least 16 characters")
     return token
-
-
-class EngineLock:
-    """One running engine per state dir: a second one would double every copy."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = ensure(state_dir) / "engine.lock"
-        self._fh: IO[str] | None = None
-
-    def acquire(self) -> None:
-        fh = open(self.path, "a+")  # noqa: SIM115 - held for the engine's lifetime
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise UserError(f"another engine is already running on {self.path.parent}") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh, fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
 
 
 @dataclass

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from engine.aliases import Alias, AliasBook
-from engine.config import EngineConfig, EngineLock, ensure
+from engine.config import EngineConfig, ensure
 from engine.errors import MirrorlineError
 from engine.model import Completion
 from engine.policy import Policy
@@ -31,9 +31,7 @@ from engine.replication.health import Link
 from engine.replication.resync import ResyncRunner
 from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
-from engine.state.sqlite.database import Database, open_db
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state import State, open_state
 from engine.telemetry.compose import Live, compose, publish
 from engine.telemetry.snapshot import Snapshot, Transfer
 from engine.telemetry.stats import SLOT, Telemetry
@@ -65,7 +63,7 @@ class Engine:
         self.aliases: dict[str, Alias] = {}
         self._aliases_mtime = -1.0
         self._background: set[asyncio.Task[None]] = set()
-        self._db: Database | None = None
+        self._state: State | None = None
         self._stop = asyncio.Event()
         self._kicked = asyncio.Event()
         self.ready = asyncio.Event()  # set once the state is open and the first snapshot taken
@@ -78,14 +76,13 @@ class Engine:
 
     async def run(self, stop: asyncio.Event | None = None, until_synced: bool = False) -> None:
         """Replicate until `stop` is set (or, with until_synced, until everything is copied)."""
-        state = ensure(self.config.state_dir)
-        lock = EngineLock(state)
-        lock.acquire()
-        self._db = await open_db(state / "mirrorline.db")
-        self.queue = SQLiteQueue(self._db)
-        self.store = PolicyStore(self._db)
+        self._state = state = await open_state(
+            ensure(self.config.state_dir) / "mirrorline.db", engine=True
+        )
+        self.queue = state.queue
+        self.store = state.policies
         self.recorder = Recorder(self.queue, self._count)
-        self.telemetry = Telemetry(self._db, self.started_at)
+        self.telemetry = Telemetry(state.telemetry, self.started_at)
         try:
             await self.telemetry.load()
             recovered = await self.queue.recover()
@@ -96,7 +93,9 @@ class Engine:
             self.ready.set()
             self._spawn(self.recorder.run())
             self._spawn(self._telemetry_loop())
-            self._spawn(ResyncRunner(self._db, self.queue, self.policies, self.dispatchers).run())
+            self._spawn(
+                ResyncRunner(state.resyncs, self.queue, self.policies, self.dispatchers).run()
+            )
             attached = [asyncio.create_task(a(self, self._detach)) for a in self.attachments]
             waiter = asyncio.create_task((stop or self._stop).wait())
             reloader = asyncio.create_task(self._reload_loop(until_synced))
@@ -108,16 +107,15 @@ class Engine:
             await asyncio.gather(*attached)
             await self._shutdown()
         finally:
-            await self._db.close()
-            lock.release()
+            await state.close()
 
     def stop(self) -> None:
         self._stop.set()
 
     @property
-    def db(self) -> Database:
-        assert self._db is not None, "the engine is not running"
-        return self._db
+    def state(self) -> State:
+        assert self._state is not None, "the engine is not running"
+        return self._state
 
     def kick(self) -> None:
         """Configuration changed (a policy, a pause): reload now rather than within a second."""
@@ -139,11 +137,11 @@ class Engine:
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.recorder.flush()
         await self.refresh(running=False)
-        assert self._db is not None and self.snapshot is not None
+        assert self.snapshot is not None
         now = time.time()
         points = self.telemetry.points(self.snapshot.policies, now)
         await self.telemetry.save(points, self._downtimes(), now)
-        await publish(self._db, self.snapshot)
+        await publish(self.state.telemetry, self.snapshot)
         for client in self.clients.values():
             await client.close()
 
@@ -314,9 +312,9 @@ class Engine:
             await asyncio.sleep(1.0)
             tick += 1
             await self.refresh()
-            assert self._db is not None and self.snapshot is not None
+            assert self.snapshot is not None
             if tick % 2 == 0:
-                await publish(self._db, self.snapshot)
+                await publish(self.state.telemetry, self.snapshot)
             now = time.time()
             if int(now // SLOT) != int((now - 1.0) // SLOT):
                 points = self.telemetry.points(self.snapshot.policies, now)

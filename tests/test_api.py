@@ -22,9 +22,7 @@ from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.service.http import create_app
 from engine.service.local import LocalService
-from engine.state.sqlite.database import open_db
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state import open_state
 from tests.conftest import Pair, eventually, make_bucket
 
 TOKEN = "test-token-0123456789abcdef"
@@ -71,11 +69,11 @@ def minio_event(name: str, bucket: str, key: str, version: str, size: int = 1) -
 
 @pytest.fixture
 async def app_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, LocalService]]:
-    db = await open_db(tmp_path / "mirrorline.db")
+    state = await open_state(tmp_path / "mirrorline.db")
     book = AliasBook(tmp_path / "aliases.json")
     book.set(Alias("src", "http://127.0.0.1:1", "key", SECRET))
-    service = LocalService(db, book, actor="api")
-    await PolicyStore(db).add(Policy("p1", 1, "src", "bucket-a", "dst", "bucket-b", prefix="logs/"))
+    service = LocalService(state, book, actor="api")
+    await state.policies.add(Policy("p1", 1, "src", "bucket-a", "dst", "bucket-b", prefix="logs/"))
     transport = httpx.ASGITransport(app=create_app(service, TOKEN))
     async with httpx.AsyncClient(
         transport=transport,
@@ -83,7 +81,7 @@ async def app_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, L
         headers={"Authorization": f"Bearer {TOKEN}"},
     ) as client:
         yield client, service
-    await db.close()
+    await state.close()
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
@@ -105,15 +103,15 @@ async def test_every_endpoint_requires_the_token(
 
 
 async def test_metrics_can_be_public(tmp_path: Path) -> None:
-    db = await open_db(tmp_path / "mirrorline.db")
-    service = LocalService(db, AliasBook(tmp_path / "aliases.json"))
+    state = await open_state(tmp_path / "mirrorline.db")
+    service = LocalService(state, AliasBook(tmp_path / "aliases.json"))
     app = create_app(service, TOKEN, metrics_public=True)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api"
     ) as client:
         assert (await client.get("/metrics")).status_code == 200
         assert (await client.get("/v1/status")).status_code == 401
-    await db.close()
+    await state.close()
 
 
 @pytest.mark.parametrize(
@@ -220,7 +218,7 @@ async def test_tasks_page_through_failures_with_a_cursor(
     app_client: tuple[httpx.AsyncClient, LocalService],
 ) -> None:
     client, service = app_client
-    queue = SQLiteQueue(service.db)
+    queue = service.queue
     await queue.enqueue([NewTask("p1", f"logs/{i:03}", "v1", Op.PUT, size=i) for i in range(50)])
     claimed = await queue.claim(["p1"], 50, 60)
     failing = claimed[::3]
@@ -260,8 +258,8 @@ async def test_webhook_enqueues_once_per_record_even_when_posted_twice(
     second = (await client.post("/v1/events/minio", json=payload)).json()
     assert first == {"records": 6, "enqueued": 3}
     assert second == {"records": 6, "enqueued": 0}
-    rows = await service.db.rows("SELECT key, version_id, op FROM tasks ORDER BY key, op")
-    assert [tuple(r) for r in rows] == [
+    tasks = (await service.tasks(limit=100)).tasks
+    assert sorted((t.key, t.version_id, t.op.value) for t in tasks) == [
         ("logs/a b.txt", "v1", "put"),
         ("logs/c", "dm1", "delete-marker"),
         ("logs/c", "v7", "put"),

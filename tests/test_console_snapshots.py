@@ -24,9 +24,9 @@ from engine.aliases import AliasBook
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.service.local import LocalService
+from engine.state import open_state
+from engine.state.sqlite import stores
 from engine.state.sqlite.database import open_db
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
 from tui.app import Console
 
 FROZEN = 1_795_000_000.0  # 2026-11-18 09:46:40 UTC
@@ -35,7 +35,8 @@ HOURS = 3600.0
 
 async def seed(state: Path) -> None:
     db = await open_db(state / "mirrorline.db")
-    store, queue = PolicyStore(db), SQLiteQueue(db)
+    opened = stores(db, "mirrorline.db")
+    store, queue = opened.policies, opened.queue
     for policy in (
         Policy("photos", 3, "prod", "photos", "dr", "photos", bandwidth=50 * 1024**2),
         Policy("logs", 2, "prod", "logs", "dr-site", "logs", prefix="app/"),
@@ -85,10 +86,10 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     asyncio.run(seed(tmp_path))
-    db = asyncio.run(open_db(tmp_path / "mirrorline.db"))
-    service = LocalService(db, AliasBook(tmp_path / "aliases.json"), "console")
+    state = asyncio.run(open_state(tmp_path / "mirrorline.db"))
+    service = LocalService(state, AliasBook(tmp_path / "aliases.json"), "console")
     yield Console(service, refresh=3600, where="state: /srv/mirrorline", clock=lambda: FROZEN)
-    asyncio.run(db.close())
+    asyncio.run(state.close())
     os.environ.pop("TZ", None)
     time.tzset()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.model import Completion, NewTask, Op, Outcome
-from engine.replication.resync import ResyncStore
+from engine.state.sqlite import stores
 from engine.state.sqlite.database import open_db
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state.sqlite.queue import enqueue_resync
 from tests.conftest import Pair, eventually, make_bucket
 
 
@@ -251,7 +251,8 @@ def test_resync_bad_input_is_one_line_and_writes_nothing(pair: Pair) -> None:
 async def test_forced_enqueue_passes_a_stale_map_but_not_a_fresh_copy(tmp_path: Path) -> None:
     """The queue side, without servers: what enqueue_resync lets through, and the counters."""
     db = await open_db(tmp_path / "state.db")
-    queue, store = SQLiteQueue(db), ResyncStore(db)
+    state = stores(db, "state.db")
+    queue, store = state.queue, state.resyncs
     (r,) = await store.start(["p1"], 10)
 
     def put(key: str, seen: str = "") -> NewTask:
@@ -273,7 +274,7 @@ async def test_forced_enqueue_passes_a_stale_map_but_not_a_fresh_copy(tmp_path: 
 
     forced = [put("a", "t-a"), put("b", "t-b"), put("c")]
     async with db.tx() as conn:
-        assert await SQLiteQueue.enqueue_resync(conn, r.id, forced) == 2
+        assert await enqueue_resync(conn, r.id, forced) == 2
     rows = {m.key: m.target_version for m in await queue.replicas(["p1"], "", None)}
     assert rows == {"b": "t-b2"}, "stale rows dropped; the fresh copy's row kept"
 

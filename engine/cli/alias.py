@@ -9,8 +9,7 @@ from engine.checks.endpoints import check_alias
 from engine.cli.context import Context, run_async
 from engine.cli.output import emit_json, table
 from engine.errors import UserError
-from engine.state.sqlite.database import open_db
-from engine.state.sqlite.policies import PolicyStore
+from engine.state import open_state
 
 
 @click.group()
@@ -96,10 +95,10 @@ def alias_rm(ctx: Context, name: str) -> None:
 
 
 async def _policies_using(ctx: Context, name: str) -> list[str]:
-    db = await open_db(ctx.db_path)
+    state = await open_state(ctx.db_path)
     try:
         return [
-            p.id for p in await PolicyStore(db).all() if name in (p.source_alias, p.target_alias)
+            p.id for p in await state.policies.all() if name in (p.source_alias, p.target_alias)
         ]
     finally:
-        await db.close()
+        await state.close()

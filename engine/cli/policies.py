@@ -28,9 +28,8 @@ from engine.policy import (
 from engine.service import PolicySpec, Service
 from engine.service.local import LocalService
 from engine.service.remote import RemoteService
-from engine.state.sqlite.database import open_db
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state import TaskQueue, open_state
+from engine.state.stores import PolicyStore
 
 T = TypeVar("T")
 
@@ -38,17 +37,17 @@ T = TypeVar("T")
 @dataclass
 class State:
     store: PolicyStore
-    queue: SQLiteQueue
+    queue: TaskQueue
     book: AliasBook
 
 
 @asynccontextmanager
 async def opened(ctx: Context) -> AsyncIterator[State]:
-    conn = await open_db(ctx.db_path)
+    state = await open_state(ctx.db_path)
     try:
-        yield State(PolicyStore(conn), SQLiteQueue(conn), AliasBook(ctx.aliases_path))
+        yield State(state.policies, state.queue, AliasBook(ctx.aliases_path))
     finally:
-        await conn.close()
+        await state.close()
 
 
 def with_state(ctx: Context, work: Callable[[State], Any]) -> Any:

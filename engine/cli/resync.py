@@ -16,9 +16,9 @@ from engine.cli.context import Context, run_async
 from engine.cli.output import age, emit_json, table
 from engine.cli.policies import replicate, select
 from engine.policy import Policy
-from engine.replication.resync import DEFAULT_PAGE, Resync, ResyncStore
-from engine.state.sqlite.database import open_db
-from engine.state.sqlite.policies import PolicyStore
+from engine.replication.resync import DEFAULT_PAGE
+from engine.state import open_state
+from engine.state.stores import Resync, ResyncStore
 
 T = TypeVar("T")
 
@@ -30,11 +30,12 @@ def _with_resyncs(
     work: Callable[[list[Policy], ResyncStore], Awaitable[T]],
 ) -> T:
     async def go() -> T:
-        db = await open_db(ctx.db_path)
+        state = await open_state(ctx.db_path)
         try:
-            return await work(select(await PolicyStore(db).all(), path, policy_id), ResyncStore(db))
+            policies = select(await state.policies.all(), path, policy_id)
+            return await work(policies, state.resyncs)
         finally:
-            await db.close()
+            await state.close()
 
     return run_async(go())
 

@@ -25,7 +25,7 @@ from engine.replication.scanner import ScanResult, scan, sweep_tags
 from engine.s3.client import S3Client
 from engine.s3.control import ControlClient
 from engine.state.queue import TaskQueue
-from engine.state.sqlite.policies import PolicyStore
+from engine.state.stores import PolicyStore
 
 log = logging.getLogger("mirrorline.engine")
 

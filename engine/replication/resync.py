@@ -22,154 +22,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import replace
 
-from engine.errors import MirrorlineError, NotFoundError, UserError
+from engine.errors import MirrorlineError, NotFoundError
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.replication.dispatcher import Dispatcher
 from engine.replication.scanner import _grouped
 from engine.replication.transfer import ORIGIN, ORIGIN_VERSION, TransferContext
 from engine.s3.client import ListedVersion, S3Client
-from engine.state.sqlite.database import Database
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state.queue import TaskQueue
+from engine.state.stores import DONE, FAILED, RUNNING, Resync, ResyncStopped, ResyncStore
 
 log = logging.getLogger("mirrorline.resync")
-RUNNING, DONE, FAILED = "running", "done", "failed"
-FRESH = 10.0  # a walk not heard from for this long shows no rate or ETA (engine gone?)
 DEFAULT_PAGE = 1000  # versions listed, compared and checkpointed at a time
-
-
-@dataclass(frozen=True)
-class Resync:
-    """One resync, as its row says; `failed` and `pending` are counted live from the tasks."""
-
-    id: int
-    policy: str
-    state: str
-    page_size: int
-    started_at: float
-    updated_at: float
-    walked_at: float | None  # the walk reached the end; its copies may still be queued
-    finished_at: float | None
-    cursor: str  # the last key fully handled: a restart resumes after it
-    current_key: str
-    total: int | None  # the source's versions, once counted
-    scanned: int
-    enqueued: int
-    replicated: int
-    skipped: int
-    rate: float  # versions scanned per second, at the last checkpoint
-    last_error: str
-    failed: int = 0
-    pending: int = 0
-
-    def public(self, now: float) -> dict[str, Any]:
-        """The row, plus rate and ETA of the walk only while they are honest (else None)."""
-        walking = self.state == RUNNING and self.walked_at is None
-        rate = self.rate if walking and now - self.updated_at < FRESH else None
-        counted = self.total is not None and self.scanned <= self.total
-        return asdict(self) | {
-            "phase": ("walking" if walking else "copying") if self.state == RUNNING else self.state,
-            "rate": rate,
-            "eta_seconds": (self.total - self.scanned) / rate if rate and counted else None,
-        }
-
-
-class _Stopped(Exception):
-    """The row left state running under us (cancelled): roll the page back."""
-
-
-class ResyncStore:
-    """Resyncs in the state database; every change is one transaction."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def start(self, policies: Sequence[str], page_size: int) -> list[Resync]:
-        """New resyncs for these policies, all or none (one is already running: an error)."""
-        now, ids = time.time(), []
-        async with self._db.tx() as conn:
-            for policy in policies:
-                try:  # the unique index resyncs_running says no
-                    cur = await conn.execute(
-                        "INSERT INTO resyncs (policy, state, page_size, started_at, updated_at) "
-                        "VALUES (?, 'running', ?, ?, ?)",
-                        (policy, page_size, now, now),
-                    )
-                except sqlite3.IntegrityError:
-                    raise UserError(
-                        f"a resync of policy {policy} is already running "
-                        "(`replicate resync cancel` stops it)"
-                    ) from None
-                ids.append(int(cur.lastrowid or 0))
-        return [await self.get(rid) for rid in ids]
-
-    async def cancel(self, policies: Sequence[str]) -> list[int]:
-        marks = ",".join("?" * len(policies))
-        async with self._db.tx() as conn:
-            async with conn.execute(
-                "UPDATE resyncs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 "
-                f"WHERE state = 'running' AND policy IN ({marks}) RETURNING id",
-                (time.time(), *policies),
-            ) as cur:
-                ids = [row[0] for row in await cur.fetchall()]
-            if not ids:
-                raise UserError(f"no resync running for policy {', '.join(policies)}")
-        return sorted(ids)
-
-    async def get(self, rid: int) -> Resync:
-        rows = await self._db.rows("SELECT * FROM resyncs WHERE id = ?", (rid,))
-        if not rows:
-            raise UserError(f"no resync {rid}")
-        # `resync != 0` spells out the partial index tasks_resync's condition, so it is used.
-        sql = "SELECT state, COUNT(*) FROM tasks WHERE resync = ? AND resync != 0 GROUP BY state"
-        states = dict(await self._db.rows(sql, (rid,)))
-        pending = sum(states.get(s, 0) for s in ("pending", "in-flight", "retrying"))
-        return Resync(**dict(rows[0]), failed=states.get("failed", 0), pending=pending)
-
-    async def latest(self, policy: str) -> Resync | None:
-        rows = await self._db.rows("SELECT MAX(id) FROM resyncs WHERE policy = ?", (policy,))
-        return await self.get(rows[0][0]) if rows and rows[0][0] else None
-
-    async def running(self) -> list[Resync]:
-        """Running resyncs; those whose policy was removed end as failed."""
-        rows = await self._db.rows(
-            "SELECT r.id, p.id IS NULL FROM resyncs r LEFT JOIN policies p ON p.id = r.policy "
-            "WHERE r.state = 'running'"
-        )
-        for rid, _ in filter(lambda row: row[1], rows):
-            await self.note(rid, state=FAILED, last_error="policy removed", finished_at=time.time())
-        return [await self.get(rid) for rid, orphan in rows if not orphan]
-
-    async def note(self, rid: int, where: str = "", **values: object) -> bool:
-        """Set columns of a running resync (never revives a cancelled one)."""
-        sets = ", ".join(f"{name} = ?" for name in values)
-        changed = await self._db.write(
-            f"UPDATE resyncs SET {sets}, updated_at = ? WHERE id = ? AND state = 'running' {where}",
-            (*values.values(), time.time(), rid),
-        )
-        return changed > 0
-
-    async def checkpoint(
-        self, r: Resync, tasks: Sequence[NewTask], cursor: str, versions: int, rate: float
-    ) -> Resync:
-        """Queue a page's tasks and move the cursor past it, in one transaction."""
-        async with self._db.tx() as conn:
-            added = await SQLiteQueue.enqueue_resync(conn, r.id, tasks)
-            cur = await conn.execute(
-                "UPDATE resyncs SET cursor = ?, scanned = scanned + ?, "
-                "enqueued = enqueued + ?, rate = ?, last_error = '', updated_at = ? "
-                "WHERE id = ? AND state = 'running'",
-                (cursor, versions, added, rate, time.time(), r.id),
-            )
-            if not cur.rowcount:
-                raise _Stopped  # cancelled meanwhile: the page's tasks roll back too
-        return replace(r, cursor=cursor, scanned=r.scanned + versions, enqueued=r.enqueued + added)
 
 
 class ResyncRunner:
@@ -177,13 +45,13 @@ class ResyncRunner:
 
     def __init__(
         self,
-        db: Database,
-        queue: SQLiteQueue,
+        store: ResyncStore,
+        queue: TaskQueue,
         policies: Mapping[str, Policy],
         dispatchers: Mapping[str, Dispatcher],
         poll: float = 1.0,
     ) -> None:
-        self.store = ResyncStore(db)
+        self.store = store
         self._queue = queue
         self._policies = policies  # the engine's live dicts: read, never written
         self._dispatchers = dispatchers
@@ -246,7 +114,7 @@ class ResyncRunner:
                     log.info("resync %d of %s done: %d scanned", r.id, r.policy, r.scanned)
                     return
                 await asyncio.sleep(self._poll)
-        except _Stopped:
+        except ResyncStopped:
             log.info("resync %d of %s cancelled", r.id, r.policy)
         except Exception as exc:
             log.exception("resync %d of %s crashed", r.id, r.policy)
@@ -264,7 +132,7 @@ class ResyncRunner:
         except MirrorlineError as exc:
             log.info("resync %d: counting failed, no ETA: %s", r.id, exc)
             return
-        await self.store.note(r.id, "AND walked_at IS NULL", total=total)
+        await self.store.note(r.id, only_if_walking=True, total=total)
 
     async def _pages(self, r: Resync, ctx: TransferContext, since: tuple[float, int]) -> Resync:
         """Walk from the cursor to the end, a checkpointed page at a time."""
@@ -302,7 +170,7 @@ class ResyncRunner:
         while True:  # two pages of copies ahead of the dispatcher are enough
             now = await self.store.get(r.id)
             if now.state != RUNNING:
-                raise _Stopped
+                raise ResyncStopped
             if now.pending < 2 * r.page_size:
                 break
             await self.store.note(r.id, rate=rate(r.scanned))  # waiting lowers the rate

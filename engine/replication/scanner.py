@@ -67,7 +67,7 @@ def plan_key(
                 src_mtime=version.last_modified,
                 seq=seq,
                 # The replica we expected and did not find: the queue re-copies only
-                # while the map still says exactly this (see SQLiteQueue.enqueue).
+                # while the map still says exactly this (see TaskQueue.enqueue).
                 target_version=(seen.target_version or "") if seen else "",
                 # A mapped replica missing from the listing may be newer than the listing
                 # (the target page was read before that copy landed): look before copying.

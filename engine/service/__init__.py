@@ -22,6 +22,7 @@ from typing import Any
 from engine.errors import UserError
 from engine.model import Attempt, Task, TaskState
 from engine.policy import Policy
+from engine.state.stores import AuditEntry
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 
 MAX_PAGE = 1000
@@ -46,15 +47,6 @@ class PolicySpec:
 class TaskPage:
     tasks: list[Task]
     next: int | None  # cursor for the following page; None at the end
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    id: int
-    at: float
-    actor: str
-    action: str
-    detail: str
 
 
 def task_dict(task: Task) -> dict[str, Any]:

@@ -63,7 +63,7 @@ class EmbeddedEngine(Service):
             finished.result()  # raises the engine's start-up error
             raise MirrorlineError("the engine stopped while starting")
         self._service = LocalService(
-            self.engine.db,
+            self.engine.state,
             AliasBook(self.engine.config.state_dir / "aliases.json"),
             self._actor,
             engine=self.engine,

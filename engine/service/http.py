@@ -344,7 +344,7 @@ def attach_api(listen: socket.socket, token: str, metrics_public: bool = False) 
 
     async def serve_beside(engine: Engine, stop: asyncio.Event) -> None:
         service = LocalService(
-            engine.db, AliasBook(engine.config.state_dir / "aliases.json"), "api", engine=engine
+            engine.state, AliasBook(engine.config.state_dir / "aliases.json"), "api", engine=engine
         )
         await serve(create_app(service, token, metrics_public), listen, stop)
 

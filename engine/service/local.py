@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from engine.aliases import AliasBook
 from engine.checks.endpoints import check_policy
 from engine.engine import Engine
 from engine.errors import UserError
-from engine.model import Attempt, TaskState
+from engine.model import Attempt, Counts, TaskState
 from engine.policy import (
     OPERATIONS,
     Policy,
@@ -24,45 +25,44 @@ from engine.policy import (
     parse_replicate,
     parse_tags,
 )
-from engine.replication.resync import DEFAULT_PAGE, ResyncStore
+from engine.replication.resync import DEFAULT_PAGE
 from engine.service import MAX_PAGE, AuditEntry, PolicySpec, Service, TaskPage
-from engine.state.sqlite.database import Database, open_db
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
-from engine.telemetry.compose import stored_snapshot
+from engine.state import State, TaskQueue, open_state
+from engine.state.stores import PolicyStore
+from engine.telemetry.compose import FRESH, compose, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
-from engine.telemetry.stats import history
+from engine.telemetry.stats import Telemetry, history, with_backlog
 
 
 @dataclass
 class LocalService(Service):
     """The state dir's database, and the engine in this process when there is one."""
 
-    db: Database
+    state: State
     book: AliasBook
     actor: str = "cli"
     engine: Engine | None = None
-    owns_db: bool = False  # opened by `open`: closed with the service
+    owns_state: bool = False  # opened by `open`: closed with the service
     store: PolicyStore = field(init=False)
-    queue: SQLiteQueue = field(init=False)
+    queue: TaskQueue = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = PolicyStore(self.db)
-        self.queue = SQLiteQueue(self.db)
+        self.store = self.state.policies
+        self.queue = self.state.queue
 
     @classmethod
     async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
-        db = await open_db(state_dir / "mirrorline.db")
-        return cls(db, AliasBook(state_dir / "aliases.json"), actor, owns_db=True)
+        state = await open_state(state_dir / "mirrorline.db")
+        return cls(state, AliasBook(state_dir / "aliases.json"), actor, owns_state=True)
 
     async def close(self) -> None:
-        if self.owns_db:
-            await self.db.close()
+        if self.owns_state:
+            await self.state.close()
 
     async def status(self) -> Snapshot:
         if self.engine is not None and self.engine.snapshot is not None:
             return self.engine.snapshot
-        return await stored_snapshot(self.db)
+        return await stored_snapshot(self.state)
 
     async def policies(self) -> list[Policy]:
         return await self.store.all()
@@ -92,7 +92,7 @@ class LocalService(Service):
         return (await self.status()).transfers
 
     async def history(self, since: float, policy: str | None = None) -> list[HistoryPoint]:
-        return await history(self.db, since, policy)
+        return await history(self.state.telemetry, since, policy)
 
     async def set_paused(self, paused: bool, policy: str | None = None) -> None:
         await self.store.set_paused(paused, policy)
@@ -105,17 +105,7 @@ class LocalService(Service):
         if policy:
             await self.store.get(policy)
         if ids:
-            wanted = set(ids)
-            found: set[int] = set()
-            for start in range(0, len(ids), 500):
-                chunk = sorted(wanted)[start : start + 500]
-                rows = await self.db.rows(
-                    f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(chunk))}) "
-                    "AND state IN ('failed', 'retrying')" + (" AND policy = ?" if policy else ""),
-                    [*chunk, *([policy] if policy else [])],
-                )
-                found |= {r[0] for r in rows}
-            missing = sorted(wanted - found)
+            missing = sorted(set(ids) - await self.queue.parked(ids, policy))
             if missing:
                 listed = ", ".join(map(str, missing[:10]))
                 raise UserError(f"no failed or retrying task with id {listed}")
@@ -184,32 +174,62 @@ class LocalService(Service):
 
     async def start_resync(self, policy_id: str) -> dict[str, Any]:
         await self.store.get(policy_id)
-        (started,) = await ResyncStore(self.db).start([policy_id], DEFAULT_PAGE)
+        (started,) = await self.state.resyncs.start([policy_id], DEFAULT_PAGE)
         await self._audit("resync", f"policy {policy_id}")
         return started.public(time.time())
 
     async def cancel_resync(self, policy_id: str) -> None:
         await self.store.get(policy_id)
-        await ResyncStore(self.db).cancel([policy_id])  # none running: a UserError
+        await self.state.resyncs.cancel([policy_id])  # none running: a UserError
         await self._audit("cancel-resync", f"policy {policy_id}")
 
     async def resyncs(self) -> list[dict[str, Any]]:
-        store, now = ResyncStore(self.db), time.time()
+        store, now = self.state.resyncs, time.time()
         found = [await store.latest(p.id) for p in await self.store.all()]
         return [r.public(now) for r in found if r is not None]
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
-        rows = await self.db.rows(
-            "SELECT id, at, actor, action, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-        )
-        return [AuditEntry(*row) for row in rows]
+        return await self.state.audit.recent(limit)
 
     async def _audit(self, action: str, detail: str) -> None:
-        await self.db.write(
-            "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (time.time(), self.actor, action, detail),
-        )
+        await self.state.audit.record(self.actor, action, detail)
 
     async def _applied(self) -> None:
         if self.engine is not None:
             await self.engine.reconfigure()
+
+
+async def stored_snapshot(state: State) -> Snapshot:
+    """The engine's last published snapshot if it is running, else one built from the database."""
+    policies = await state.policies.all()
+    counts = await state.queue.counts()
+    paused = await state.policies.engine_paused()
+    now = time.time()
+    raw = await state.telemetry.published()
+    published = _parse(raw) if raw else None
+    if published and published.engine.running and now - (published.engine.updated_at or 0) < FRESH:
+        # Exact backlog from the counters; states and policies as they are now.
+        known = {p.id: p for p in published.policies}
+        fresh = []
+        for p in policies:
+            base = known.get(p.id)
+            if base is None:
+                continue
+            base = replace(base, state=state_of(p, paused), bandwidth_limit=p.bandwidth)
+            fresh.append(with_backlog(base, counts.get(p.id, Counts()), now))
+        return replace(
+            published,
+            engine=replace(published.engine, paused=paused),
+            policies=fresh,
+            targets=targets(fresh, published.links),
+        )
+    telemetry = Telemetry(state.telemetry)
+    await telemetry.load()
+    return compose(telemetry, policies, counts, paused, None, now)
+
+
+def _parse(raw: str) -> Snapshot | None:
+    try:
+        return Snapshot.from_dict(json.loads(raw))
+    except (ValueError, TypeError, KeyError):
+        return None  # written by an older version: rebuilt from the database instead

@@ -26,7 +26,7 @@ from urllib.parse import unquote_plus
 from engine.errors import UserError
 from engine.model import NewTask, Op
 from engine.policy import Policy
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state.queue import TaskQueue
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _op(event: str, policy: Policy) -> Op | None:
 
 
 async def ingest(
-    records: Sequence[Record], policies: Sequence[Policy], queue: SQLiteQueue, alias: str | None
+    records: Sequence[Record], policies: Sequence[Policy], queue: TaskQueue, alias: str | None
 ) -> int:
     """Commit a task per record and matching policy; returns how many were new."""
     tasks: list[NewTask] = []

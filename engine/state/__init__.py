@@ -1,0 +1,53 @@
+"""Everything durable, behind small interfaces; nothing above this package names a backend.
+
+`open_state(where)` returns one `State`: the task queue, the policy, resync, telemetry
+and audit stores, all on one backend chosen by the address (saq's `from_url`):
+a path (or `sqlite:///path`) is the embedded SQLite database, one engine per state
+dir. The backend module is imported only when its address is opened, so reading
+this package loads no database driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.state.queue import Replica, TaskQueue
+from engine.state.stores import AuditLog, PolicyStore, ResyncStore, TelemetryStore
+
+__all__ = ["Replica", "State", "TaskQueue", "open_state"]
+
+
+@dataclass
+class State:
+    """One backend's stores, opened together and closed together."""
+
+    where: str  # the address it was opened from, for messages (never a secret)
+    queue: TaskQueue
+    policies: PolicyStore
+    resyncs: ResyncStore
+    telemetry: TelemetryStore
+    audit: AuditLog
+    _close: Callable[[], Awaitable[None]]
+
+    async def close(self) -> None:
+        await self._close()
+
+
+async def open_state(where: str | Path, engine: bool = False) -> State:
+    """Open (creating and migrating) the state at `where`.
+
+    With `engine`, also take what a running engine must hold alone (for SQLite,
+    the state dir's lock: a second engine on one database would copy everything twice).
+    """
+    text = str(where)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "sqlite", text
+    if scheme == "sqlite":
+        from engine.state.sqlite import open_sqlite
+
+        return await open_sqlite(Path(rest), engine)
+    raise UserError(f"unknown state backend {scheme!r} in {text!r} (expected a path or sqlite://)")

@@ -1,6 +1,6 @@
 """The replication queue: one interface, backends behind it.
 
-The SQLite backend (engine/queue/sqlite.py) serves one engine per state dir.
+The SQLite backend (engine/state/sqlite/queue.py) serves one engine per state dir.
 A PostgreSQL backend for workers on several machines implements the same
 methods (claim with `FOR UPDATE SKIP LOCKED`); nothing above this module
 knows which one it talks to.
@@ -60,6 +60,10 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     async def requeue(self, policy: str | None = None, ids: Sequence[int] = ()) -> int:
         """Move failed (and retrying) tasks back to pending with a fresh attempt budget."""
+
+    @abc.abstractmethod
+    async def parked(self, ids: Sequence[int], policy: str | None = None) -> set[int]:
+        """Which of these task ids are failed or retrying (of `policy`, if given)."""
 
     @abc.abstractmethod
     async def counts(self) -> dict[str, Counts]:

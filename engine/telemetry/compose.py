@@ -10,7 +10,6 @@ links unknown. Either way every view formats the same `Snapshot`.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -18,9 +17,7 @@ from typing import TypeVar
 
 from engine.model import Counts
 from engine.policy import Policy
-from engine.state.sqlite.database import Database
-from engine.state.sqlite.policies import PolicyStore
-from engine.state.sqlite.queue import SQLiteQueue
+from engine.state.stores import TelemetryStore
 from engine.telemetry.snapshot import (
     Backlog,
     EngineInfo,
@@ -31,7 +28,7 @@ from engine.telemetry.snapshot import (
     TargetStats,
     Transfer,
 )
-from engine.telemetry.stats import Telemetry, with_backlog
+from engine.telemetry.stats import Telemetry
 
 V = TypeVar("V", Backlog, Rate)
 FRESH = 10.0  # a published snapshot older than this means the engine is gone
@@ -132,46 +129,5 @@ def _sum(kind: type[V], values: Sequence[V]) -> V:
     return kind(**total)
 
 
-async def publish(db: Database, snapshot: Snapshot) -> None:
-    await db.write(
-        "INSERT INTO settings (name, value) VALUES ('engine', ?) "
-        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-        (json.dumps(snapshot.to_dict()),),
-    )
-
-
-async def stored_snapshot(db: Database) -> Snapshot:
-    """The engine's last published snapshot if it is running, else one built from the database."""
-    store, queue = PolicyStore(db), SQLiteQueue(db)
-    policies = await store.all()
-    counts = await queue.counts()
-    paused = await store.engine_paused()
-    now = time.time()
-    rows = await db.rows("SELECT value FROM settings WHERE name = 'engine'")
-    published = _parse(rows[0][0]) if rows else None
-    if published and published.engine.running and now - (published.engine.updated_at or 0) < FRESH:
-        # Exact backlog from the counters; states and policies as they are now.
-        known = {p.id: p for p in published.policies}
-        fresh = []
-        for p in policies:
-            base = known.get(p.id)
-            if base is None:
-                continue
-            base = replace(base, state=state_of(p, paused), bandwidth_limit=p.bandwidth)
-            fresh.append(with_backlog(base, counts.get(p.id, Counts()), now))
-        return replace(
-            published,
-            engine=replace(published.engine, paused=paused),
-            policies=fresh,
-            targets=targets(fresh, published.links),
-        )
-    telemetry = Telemetry(db)
-    await telemetry.load()
-    return compose(telemetry, policies, counts, paused, None, now)
-
-
-def _parse(raw: str) -> Snapshot | None:
-    try:
-        return Snapshot.from_dict(json.loads(raw))
-    except (ValueError, TypeError, KeyError):
-        return None  # written by an older version: rebuilt from the database instead
+async def publish(store: TelemetryStore, snapshot: Snapshot) -> None:
+    await store.publish(json.dumps(snapshot.to_dict()))

@@ -25,7 +25,7 @@ from dataclasses import asdict, fields, replace
 from engine.errors import MirrorlineError
 from engine.model import Completion, Counts, Op, Outcome
 from engine.policy import Policy
-from engine.state.sqlite.database import Database
+from engine.state.stores import TelemetryStore
 from engine.telemetry.meter import Meter
 from engine.telemetry.snapshot import (
     Backlog,
@@ -134,8 +134,8 @@ class PolicyTotals:
 class Telemetry:
     """Counts what the copy path does; reads stay in memory, writes batch every 10 s."""
 
-    def __init__(self, db: Database, started_at: float | None = None) -> None:
-        self._db = db
+    def __init__(self, store: TelemetryStore, started_at: float | None = None) -> None:
+        self._store = store
         self.started_at = started_at or time.time()
         self.policies: dict[str, PolicyTotals] = {}
         self.latency = Window()  # keys: (policy, size class, bin)
@@ -272,7 +272,8 @@ class Telemetry:
 
     async def load(self) -> None:
         """Totals, peaks, histograms and link downtime from earlier runs."""
-        for scope, name, value in await self._db.rows("SELECT scope, name, value FROM stats"):
+        stored = await self._store.load()
+        for scope, name, value in stored.stats:
             kind, _, key = scope.partition(":")
             if kind == "policy":
                 totals = self.of(key)
@@ -284,9 +285,7 @@ class Telemetry:
                 row[int(name)] = value
             elif kind == "link" and name == "downtime_total":
                 self.link_downtime[key] = value
-        for pid, _, code, count, reason, at in await self._db.rows(
-            "SELECT policy, kind, code, count, last_reason, last_at FROM error_totals"
-        ):
+        for pid, _, code, count, reason, at in stored.errors:
             totals = self.of(pid)
             totals.errors_total[code] += count
             if at > totals.last_error[1]:
@@ -309,23 +308,12 @@ class Telemetry:
         stats += [(f"link:{alias}", "downtime_total", total) for alias, total in links.items()]
         errors, self._unsaved_errors = self._unsaved_errors, Counter()
         try:
-            async with self._db.tx() as conn:
-                await conn.executemany(
-                    "INSERT OR REPLACE INTO history (policy, at, body) VALUES (?, ?, ?)",
-                    [(p.policy, p.at, json.dumps(_body(p))) for p in points],
-                )
-                await conn.executemany(
-                    "INSERT OR REPLACE INTO stats (scope, name, value) VALUES (?, ?, ?)", stats
-                )
-                await conn.executemany(
-                    "INSERT INTO error_totals (policy, kind, code, count, last_reason, last_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-                    "count = count + excluded.count, last_reason = excluded.last_reason, "
-                    "last_at = excluded.last_at",
-                    [(*key, n, *self._last_reason[key]) for key, n in errors.items()],
-                )
-                await conn.execute("DELETE FROM history WHERE at < ?", (now - HISTORY_KEEP,))
-
+            await self._store.save(
+                [(p.policy, p.at, json.dumps(_body(p))) for p in points],
+                stats,
+                [(*key, n, *self._last_reason[key]) for key, n in errors.items()],
+                now - HISTORY_KEEP,
+            )
         except BaseException:
             self._unsaved_errors.update(errors)  # not written: count them next time
             raise
@@ -372,15 +360,10 @@ def backlog(counts: Counts, now: float) -> Backlog:
 
 
 async def history(
-    db: Database, since: float, policy: str | None = None, limit: int = 100_000
+    store: TelemetryStore, since: float, policy: str | None = None, limit: int = 100_000
 ) -> list[HistoryPoint]:
     """Points since `since`, oldest first; past `limit` the newest are kept, not the oldest."""
-    sql = "SELECT policy, at, body FROM history WHERE at >= ?"
-    args: list[object] = [since]
-    if policy:
-        sql += " AND policy = ?"
-        args.append(policy)
-    rows = await db.rows(sql + " ORDER BY at DESC, policy LIMIT ?", [*args, limit])
+    rows = await store.history(since, policy, limit)
     return [HistoryPoint(policy=p, at=at, **json.loads(body)) for p, at, body in reversed(rows)]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
 from dataclasses import replace
 
 import aiosqlite
@@ -12,9 +11,10 @@ import aiosqlite
 from engine.errors import UserError
 from engine.policy import Policy
 from engine.state.sqlite.database import Database
+from engine.state.stores import PolicyStore
 
 
-class PolicyStore:
+class SQLitePolicyStore(PolicyStore):
     """Policies in the state database; writes are single transactions."""
 
     def __init__(self, db: Database) -> None:
@@ -35,24 +35,6 @@ class PolicyStore:
     async def next_priority(self) -> int:
         rows = await self._db.rows("SELECT COALESCE(MAX(priority), 0) + 1 FROM policies")
         return int(rows[0][0])
-
-    def check_unique(self, policy: Policy, others: Iterable[Policy]) -> None:
-        for other in others:
-            if other.id == policy.id:
-                continue
-            if other.priority == policy.priority:
-                raise UserError(f"priority {policy.priority} is already used by policy {other.id}")
-            same_route = (other.source, other.target) == (policy.source, policy.target)
-            if same_route and other.prefix == policy.prefix:
-                raise UserError(
-                    f"policy {other.id} already replicates {policy.source} to {policy.target}"
-                )
-
-    async def check_new(self, policy: Policy) -> None:
-        existing = await self.all()
-        if any(p.id == policy.id for p in existing):
-            raise UserError(f"a policy with id {policy.id!r} already exists")
-        self.check_unique(policy, existing)
 
     async def add(self, policy: Policy) -> Policy:
         await self.check_new(policy)
@@ -92,11 +74,6 @@ class PolicyStore:
         return await self._db.write(
             "UPDATE policies SET paused = ? WHERE id = ?", (int(paused), policy_id)
         )
-
-    async def engine_snapshot(self) -> dict[str, object]:
-        """The running engine's last live snapshot ({} if none was ever written)."""
-        rows = await self._db.rows("SELECT value FROM settings WHERE name = 'engine'")
-        return json.loads(rows[0][0]) if rows else {}
 
     async def engine_paused(self) -> bool:
         rows = await self._db.rows("SELECT value FROM settings WHERE name = 'paused'")

@@ -248,6 +248,19 @@ class SQLiteQueue(TaskQueue):
             )
             return cur.rowcount
 
+    async def parked(self, ids: Sequence[int], policy: str | None = None) -> set[int]:
+        found: set[int] = set()
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            rows = await self._db.rows(
+                f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND state IN ('failed', 'retrying')" + (" AND policy = ?" if policy else ""),
+                [*chunk, *([policy] if policy else [])],
+            )
+            found |= {r[0] for r in rows}
+        return found
+
     async def counts(self) -> dict[str, Counts]:
         fields: dict[str, dict[str, float | int | None]] = {}
         async with self._db.conn.execute("SELECT policy, state, count, bytes FROM counters") as cur:
@@ -373,36 +386,34 @@ class SQLiteQueue(TaskQueue):
     async def close(self) -> None:
         await self._db.close()
 
-    @staticmethod
-    async def enqueue_resync(
-        conn: aiosqlite.Connection, resync: int, tasks: Sequence[NewTask]
-    ) -> int:
-        """Queue a resync's copies inside the caller's transaction (its checkpoint's).
 
-        The resync compared the source with what the target really holds and found
-        these versions missing from it, whatever the replica map says: their map rows
-        are stale, and `enqueue`'s re-check would refuse them (a NULL row, "nothing
-        to copy", has no stale replica to name). So each row is dropped first, but only
-        while it still says what the resync read before it listed the target: the
-        replica it saw in `target_version` ('' for none), or NULL (the transfer decides
-        that one again). A copy that completed meanwhile wrote a row the resync never
-        saw: it stays and blocks the insert, as in `enqueue`, so no version is copied
-        twice. With the stale rows gone, the transfer's "never overwrite a newer
-        version" check stops trusting them too. Rows carry `resync` for its counters.
-        """
-        if not tasks:
-            return 0
-        now = time.time()
-        await conn.executemany(
-            "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ? "
-            "AND (target_version IS NULL OR target_version = ?)",
-            [(t.policy, t.key, t.version_id, t.target_version) for t in tasks],
-        )
-        cur = await conn.executemany(
-            "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
-            "seq, target_version, target_has_key, next_at, created_at, updated_at, resync) "
-            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12 WHERE NOT EXISTS "
-            "(SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3)",
-            [(*_row(t, now), resync) for t in tasks],
-        )
-        return cur.rowcount
+async def enqueue_resync(conn: aiosqlite.Connection, resync: int, tasks: Sequence[NewTask]) -> int:
+    """Queue a resync's copies inside the caller's transaction (its checkpoint's).
+
+    The resync compared the source with what the target really holds and found
+    these versions missing from it, whatever the replica map says: their map rows
+    are stale, and `enqueue`'s re-check would refuse them (a NULL row, "nothing
+    to copy", has no stale replica to name). So each row is dropped first, but only
+    while it still says what the resync read before it listed the target: the
+    replica it saw in `target_version` ('' for none), or NULL (the transfer decides
+    that one again). A copy that completed meanwhile wrote a row the resync never
+    saw: it stays and blocks the insert, as in `enqueue`, so no version is copied
+    twice. With the stale rows gone, the transfer's "never overwrite a newer
+    version" check stops trusting them too. Rows carry `resync` for its counters.
+    """
+    if not tasks:
+        return 0
+    now = time.time()
+    await conn.executemany(
+        "DELETE FROM replicas WHERE policy = ? AND key = ? AND source_version = ? "
+        "AND (target_version IS NULL OR target_version = ?)",
+        [(t.policy, t.key, t.version_id, t.target_version) for t in tasks],
+    )
+    cur = await conn.executemany(
+        "INSERT OR IGNORE INTO tasks (policy, key, version_id, op, size, etag, src_mtime, "
+        "seq, target_version, target_has_key, next_at, created_at, updated_at, resync) "
+        "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?11, ?12 WHERE NOT EXISTS "
+        "(SELECT 1 FROM replicas WHERE policy = ?1 AND key = ?2 AND source_version = ?3)",
+        [(*_row(t, now), resync) for t in tasks],
+    )
+    return cur.rowcount
