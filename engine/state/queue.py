@@ -35,7 +35,13 @@ class TaskQueue(abc.ABC):
 
     @abc.abstractmethod
     async def claim(self, policies: Sequence[str], limit: int, lease_seconds: float) -> list[Task]:
-        """Lease up to `limit` ready tasks of these policies, oldest first."""
+        """Lease up to `limit` ready tasks of these policies, oldest first.
+
+        Per-key order is part of the contract: a task whose key has another task in
+        flight (leased by this or any other claimer) is never returned, so two tasks
+        for one key never run at once. Tasks of one key returned in one batch come in
+        the order they were queued; the claimer runs them in that order.
+        """
 
     @abc.abstractmethod
     async def complete(self, done: Sequence[Completion]) -> None:

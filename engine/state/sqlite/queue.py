@@ -108,7 +108,10 @@ class SQLiteQueue(TaskQueue):
                     "UPDATE tasks SET state = 'in-flight', lease_until = ?, "
                     "attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT id FROM tasks "
                     "INDEXED BY tasks_ready WHERE policy = ? AND state IN ('pending', 'retrying') "
-                    f"AND next_at <= ? ORDER BY next_at, id LIMIT ?) RETURNING {_COLUMNS}",
+                    "AND next_at <= ? AND NOT EXISTS (SELECT 1 FROM tasks AS busy WHERE "
+                    "busy.policy = tasks.policy AND busy.key = tasks.key "
+                    "AND busy.state = 'in-flight') "
+                    f"ORDER BY next_at, id LIMIT ?) RETURNING {_COLUMNS}",
                     (now + lease_seconds, now, policy, now, limit - len(tasks)),
                 ) as cur:
                     tasks.extend(_task(tuple(r)) for r in await cur.fetchall())
