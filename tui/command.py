@@ -5,16 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from engine import config
-from engine.cli.context import Context
+from engine.cli.context import Context, run_async
 from engine.config import EngineConfig
+from engine.demo.headless import run_headless
 from engine.errors import UserError
+from engine.service.discover import running_engine
 from engine.service.embedded import EmbeddedEngine
+from engine.service.local import LocalService
 from engine.service.remote import RemoteService
+
+T = TypeVar("T")
 
 
 def log_to_file(path: Path) -> None:
@@ -55,9 +63,21 @@ def tui(
     """The live console: queue, transfers, failures and lag, with keys to act."""
     from tui.app import Console
 
+    found = None if connect else running_engine(ctx.state_dir)
     if connect:
         source = RemoteService(connect, token or "")
         app = Console(source, refresh=refresh, read_only=read_only, where=connect)
+    elif found is not None and found.url:
+        source = RemoteService(found.url, token or _state_token(ctx.state_dir))
+        where = f"attached to the engine at {found.url} (pid {found.pid})"
+        app = Console(source, refresh=refresh, read_only=read_only, where=where)
+    elif found is not None:
+        stored = run_async(LocalService.open(ctx.state_dir, actor="console"))
+        where = (
+            f"engine pid {found.pid} runs without --listen: read-only; "
+            "restart it with `mirrorline run --listen 127.0.0.1:7480` for actions"
+        )
+        app = Console(stored, refresh=refresh, read_only=True, where=where)
     else:
         embedded = EmbeddedEngine(
             EngineConfig(state_dir=ctx.state_dir, workers=workers, scan_interval=scan_interval)
@@ -77,7 +97,106 @@ def tui(
     try:
         app.run()
     finally:
-        if not connect:  # the console crashed or was killed: still drain the engine
-            asyncio.run(embedded.close())
+        if isinstance(app.source, EmbeddedEngine):  # crashed or killed: still drain it
+            run_async(app.source.close())
     if app.return_code:
         raise SystemExit(app.return_code)
+
+
+def _state_token(state_dir: Path) -> str:
+    """The token a local engine wrote; readable only by the user it runs as."""
+    try:
+        return (state_dir / "api-token").read_text().strip()
+    except OSError as exc:
+        raise UserError(
+            f"an engine runs on {state_dir} but its token is unreadable ({exc.strerror}): "
+            "pass --token or set $MIRRORLINE_TOKEN"
+        ) from None
+
+
+def demo_root(ctx: Context) -> Path:
+    """The demo's own state dir: `--state-dir` if given, else one beside the real one."""
+    explicit = click.get_current_context().find_root().params.get("state_dir")
+    return Path(explicit) if explicit else ctx.state_dir.with_name(ctx.state_dir.name + "-demo")
+
+
+@click.command()
+@click.option("--headless", is_flag=True, help="No console: progress lines, a summary, a verify.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(5, 86400),
+    default=60.0,
+    show_default=True,
+    help="Seconds of traffic (with --headless).",
+)
+@click.option(
+    "--faults", is_flag=True, help="Script link faults: cut, heal, latency, resets, heal."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(0, 500),
+    default=20.0,
+    show_default=True,
+    help="Operations per second on the source (+/- change it in the console).",
+)
+@click.option("--events", is_flag=True, help="Post each write to the engine's webhook (key e).")
+@click.option("--seed", type=click.IntRange(0, 2**31), default=1, show_default=True)
+@click.option("--clean", is_flag=True, help="Wipe the demo's stores and state first.")
+@click.pass_obj
+def demo(
+    ctx: Context,
+    headless: bool,
+    duration: float,
+    faults: bool,
+    rate: float,
+    events: bool,
+    seed: int,
+    clean: bool,
+) -> None:
+    """Replication between two real local stores, live, with faults you can inject.
+
+    Starts two SeaweedFS servers on free loopback ports (data under the demo's own
+    state dir, separate from your real one), a TCP proxy in front of the target
+    that the fault keys control, aliases demo-src and demo-dst, two policies (one
+    whole bucket, one limited to a prefix), a seeded workload (small and multipart
+    objects, overwrites, deletes, tags, unicode keys) and the engine, then opens
+    the console. Keys in the console: c cut the link, l add latency, b cap
+    bandwidth, x reset connections mid-body, h heal; +/- change the rate; e post
+    each write as a MinIO webhook event (lag drops from a scan interval to
+    sub-second). `q`, Ctrl-C or SIGTERM stop the stores with the demo; the data is
+    kept for inspection unless --clean.
+    """
+    root = demo_root(ctx)
+    if clean and (root / "mirrorline.db").exists():
+        for name in ("mirrorline.db", "mirrorline.db-wal", "mirrorline.db-shm", "aliases.json"):
+            (root / name).unlink(missing_ok=True)
+    if headless:
+        summary = _run_until_signal(
+            run_headless(root, duration, rate, faults, events, clean, seed, say=_say)
+        )
+        for line in summary.lines():
+            _say(line)
+        if not summary.verified:
+            raise SystemExit(1)
+        return
+    raise UserError("the console demo is not ready yet: use `mirrorline demo --headless`")
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=False)
+
+
+def _run_until_signal(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro`; SIGINT and SIGTERM cancel it, so its cleanup (stores down) still runs."""
+
+    async def main() -> T:
+        task = asyncio.ensure_future(coro)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            raise UserError("interrupted: the demo's stores are stopped") from None
+
+    return asyncio.run(main())

@@ -46,5 +46,8 @@ def main() -> None:
     for command in (alias.alias, policies.replicate, run.run):
         cli.add_command(command)
     for entry in entry_points(group="mirrorline.commands"):
-        cli.add_command(entry.load(), entry.name)
+        try:
+            cli.add_command(entry.load(), entry.name)
+        except Exception as exc:  # noqa: BLE001 - one broken command must not take all down
+            click.echo(f"mirrorline: warning: `{entry.name}` is unavailable: {exc}", err=True)
     cli(prog_name="mirrorline")

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import click
 
-from engine.cli.context import Context
+from engine.aliases import AliasBook
+from engine.cli.context import Context, run_async
 from engine.config import EngineConfig, api_token, ensure
 from engine.engine import Engine
+from engine.policy import Policy
+from engine.service import next_step
 from engine.service.http import attach_api, listen_socket
+from engine.service.local import LocalService
 from engine.telemetry.snapshot import Snapshot
 
 
@@ -95,6 +99,9 @@ def run(
 
     if not until_synced:
         click.echo(f"mirrorline engine running on {ctx.state_dir} (Ctrl-C to stop)", err=True)
+        hint = next_step(len(AliasBook(ctx.aliases_path).all()), len(run_async(_policies(ctx))))
+        if hint:
+            click.echo(f"mirrorline: {hint}; the engine picks it up while it runs", err=True)
     final = asyncio.run(main())
     failed = sum(p.backlog.failed for p in final.policies) if final else 0
     if until_synced and failed:
@@ -103,3 +110,11 @@ def run(
             err=True,
         )
         sys.exit(1)
+
+
+async def _policies(ctx: Context) -> list[Policy]:
+    service = await LocalService.open(ctx.state_dir)
+    try:
+        return await service.policies()
+    finally:
+        await service.close()

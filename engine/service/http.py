@@ -39,6 +39,7 @@ from engine.aliases import AliasBook
 from engine.engine import Attachment, Engine
 from engine.errors import MirrorlineError, UserError
 from engine.service import PolicySpec, parse_states, task_dict
+from engine.service.discover import announce, withdraw
 from engine.service.local import LocalService
 from engine.service.webhook import ingest, parse
 from engine.telemetry.prometheus import CONTENT_TYPE, render
@@ -343,9 +344,19 @@ def attach_api(listen: socket.socket, token: str, metrics_public: bool = False) 
     """The HTTP API as an engine attachment: the engine knows nothing of HTTP."""
 
     async def serve_beside(engine: Engine, stop: asyncio.Event) -> None:
-        service = LocalService(
-            engine.state, AliasBook(engine.config.state_dir / "aliases.json"), "api", engine=engine
-        )
-        await serve(create_app(service, token, metrics_public), listen, stop)
+        state_dir = engine.config.state_dir
+        service = LocalService(engine.state, AliasBook(state_dir / "aliases.json"), "api", engine)
+        announce(state_dir, url_of(listen))
+        try:
+            await serve(create_app(service, token, metrics_public), listen, stop)
+        finally:
+            withdraw(state_dir)
 
     return serve_beside
+
+
+def url_of(sock: socket.socket) -> str:
+    """How a client on this machine reaches a bound socket (a wildcard bind via loopback)."""
+    host, port = sock.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

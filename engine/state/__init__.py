@@ -32,8 +32,13 @@ class State:
     audit: AuditLog
     _close: Callable[[], Awaitable[None]]
 
+    _closed: bool = False
+
     async def close(self) -> None:
-        await self._close()
+        """Idempotent: a console that quits and then unwinds closes it twice."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
 
 
 async def open_state(where: str | Path, engine: bool = False) -> State:

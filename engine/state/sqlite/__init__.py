@@ -72,6 +72,21 @@ class EngineLock:
         fh.flush()
         self._fh = fh
 
+    def holder(self) -> int | None:
+        """The pid of the engine holding the lock now, or None when none does."""
+        try:
+            fh = open(self.path)  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return None
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = fh.read().strip()
+                return int(text) if text.isdigit() else 0
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return None
+
     def release(self) -> None:
         if self._fh is not None:
             fcntl.flock(self._fh, fcntl.LOCK_UN)
