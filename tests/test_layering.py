@@ -144,6 +144,7 @@ def loaded_by(statement: str, forbidden: tuple[str, ...]) -> list[str]:
         ("import engine.telemetry.snapshot", ("textual", "aiosqlite", "minio", "aiohttp")),
         ("import engine.engine", ("textual", "starlette", "uvicorn")),
         ("import engine.cli.main", ("textual",)),
+        ("import engine.demo.faults, engine.demo.workload, engine.demo.events", ("textual",)),
         ("import tui.app", ("aiosqlite", "minio", "aiohttp")),
     ],
 )

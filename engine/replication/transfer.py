@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
-from engine.errors import NotFoundError, TransientError
+from engine.errors import MirrorlineError, NotFoundError, TransientError
 from engine.model import Completion, Op, Outcome, Task
 from engine.policy import Policy
 from engine.replication.bandwidth import TokenBucket
@@ -207,14 +207,19 @@ async def _multipart(
             slots.release()
 
     try:
-        async with asyncio.TaskGroup() as group:
-            remaining, number = head.size, 0
-            while remaining > 0:
-                await slots.acquire()  # shared by all transfers: bounds memory
-                body = await stream.readexactly(min(ctx.part_size, remaining))
-                remaining -= len(body)
-                number += 1
-                group.create_task(send(number, body))
+        try:
+            async with asyncio.TaskGroup() as group:
+                remaining, number = head.size, 0
+                while remaining > 0:
+                    await slots.acquire()  # shared by all transfers: bounds memory
+                    body = await stream.readexactly(min(ctx.part_size, remaining))
+                    remaining -= len(body)
+                    number += 1
+                    group.create_task(send(number, body))
+        except* MirrorlineError as failed:
+            # A part's error is the task's error (a reset part is retried like any other
+            # transient error), not an ExceptionGroup the dispatcher would take for a bug.
+            raise failed.exceptions[0] from None
         parts = [etags[n] for n in range(1, number + 1)]
         version, _ = await ctx.target.complete_multipart(bucket, task.key, upload, parts)
     except BaseException:
