@@ -31,6 +31,7 @@ from engine.replication.health import Link
 from engine.replication.resync import ResyncRunner
 from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
+from engine.s3.origin import origin_of
 from engine.state.sqlite.database import Database, open_db
 from engine.state.sqlite.policies import PolicyStore
 from engine.state.sqlite.queue import SQLiteQueue
@@ -43,10 +44,6 @@ log = logging.getLogger("mirrorline.engine")
 # Something served beside the engine (the HTTP API): started once the engine is ready,
 # asked to stop through the event when the engine drains, awaited before shutdown.
 Attachment = Callable[["Engine", asyncio.Event], Awaitable[None]]
-
-
-def origin_of(alias: Alias, bucket: str) -> str:
-    return f"{alias.netloc}/{bucket}"
 
 
 class Engine:

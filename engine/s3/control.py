@@ -19,7 +19,8 @@ from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
 
 from engine.aliases import Alias
-from engine.errors import MirrorlineError, PermanentError, TransientError, UserError, classify
+from engine.errors import MirrorlineError, PermanentError, TransientError, UserError
+from engine.s3.errors import classify
 
 T = TypeVar("T")
 
