@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,6 +53,20 @@ def reverse(p: Policy, **changes: object) -> Policy:
 
 def origin(store: MemoryStore, bucket: str) -> str:
     return f"{urlsplit(store.endpoint).netloc}/{bucket}"
+
+
+async def until(check: Callable[[], object], within: float = 10.0) -> object:
+    """Wait until `check()` (or what it returns, awaited) is truthy; fail at the deadline."""
+    deadline = time.monotonic() + within
+    while True:
+        found = check()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s: {found!r}")
+        await asyncio.sleep(0.005)
 
 
 class Clock:
@@ -97,6 +112,11 @@ class Rig:
         self.dispatcher.routes[p.id] = Route(self.context(p), *links, p.priority)
         return p
 
+    def hold(self, p: Policy, held: bool = True) -> None:
+        """Keep the dispatcher off the policy's tasks (a paused policy), to look at them."""
+        self.dispatcher.routes[p.id].active = not held
+        self.dispatcher.wake()
+
     async def scan(self, p: Policy, reverse: Sequence[str] = ()) -> ScanResult:
         ctx = self.context(p)
         return await scan(p, ctx.source, ctx.target, self.queue, reverse)
@@ -108,7 +128,11 @@ class Rig:
         while True:
             if not self.dispatcher.busy:
                 await self.recorder.flush()
-                counts = await self.queue.counts()
+                # Queue reads share the connection without the transaction lock, so one
+                # can land inside the recorder's `complete` and see a task neither in
+                # flight nor counted yet: read between transactions.
+                async with self.db.tx():
+                    counts = await self.queue.counts()
                 if all(c.pending + c.in_flight + c.retrying == 0 for c in counts.values()):
                     return counts
             if time.monotonic() > deadline:

@@ -12,12 +12,13 @@ import base64
 import hashlib
 import inspect
 import itertools
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from engine.demo.seaweed import SeaweedServer
-from engine.errors import NotFoundError, PermanentError
+from engine.errors import NotFoundError, PermanentError, TransientError
 from engine.s3 import ListedVersion, ObjectStore
 from engine.s3.client import S3Client
 from engine.s3.memory import MIN_PART, MemoryStore
@@ -64,6 +65,25 @@ def test_both_stores_implement_the_protocol(store: type) -> None:
         ), name
     assert "endpoint" in ObjectStore.__annotations__
     assert isinstance(MemoryStore().endpoint, str)
+
+
+async def test_the_client_names_its_endpoint_when_it_cannot_reach_it() -> None:
+    """The dispatcher marks a link offline by this endpoint (MemoryStore.unreachable too)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = S3Client(f"http://127.0.0.1:{port}", "ak", "sk")
+    try:
+        with pytest.raises(TransientError) as error:
+            await client.list_buckets()
+    finally:
+        await client.close()
+    assert error.value.link_down and error.value.endpoint == client.endpoint
+    memory = MemoryStore()
+    assert (memory.unreachable().link_down, memory.unreachable().endpoint) == (
+        True,
+        memory.endpoint,
+    )
 
 
 async def listing(store: ObjectStore, bucket: str, **kwargs: object) -> list[list[ListedVersion]]:
