@@ -27,12 +27,13 @@ class ObjectStore(Protocol):
 
     A version id "" means the latest version. Every failure is a MirrorlineError:
     NotFoundError for a key or version that is not there (a latest delete marker
-    included), PermanentError for a missing bucket or refused request,
-    TransientError for what may work later (`link_down` when the endpoint
-    could not be reached at all; its `endpoint` then names this store's).
+    included; to a HEAD, a missing bucket too: its 404 has no code), PermanentError
+    for a missing bucket or a refused request (AccessDeniedError: the credentials),
+    TransientError for what may work later (with `link_down` when the endpoint could
+    not be reached at all, and then `endpoint` set to this store's).
     """
 
-    endpoint: str  # scheme://host:port; the `endpoint` of the errors it raises
+    endpoint: str  # scheme://host:port: how the dispatcher knows which link went down
 
     async def list_buckets(self) -> list[str]:
         """Cheap proof of reachability and credentials (the health probe)."""
