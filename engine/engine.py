@@ -208,8 +208,8 @@ class Engine:
                     del dispatcher.routes[pid]
                     self.policies.pop(pid, None)
         if alias is not None:
-            self.links[name].client = self._client_for(alias)
-            self.clients[name] = self.links[name].client
+            self.clients[name] = self._client_for(alias)
+            self.links[name].client = self.clients[name]
 
     def _client_for(self, alias: Alias) -> S3Client:
         return S3Client.for_alias(alias, max_connections=self.config.workers * 2 + 8)

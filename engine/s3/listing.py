@@ -7,13 +7,15 @@ in key order without holding more than a page; these are the shapes they share.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from engine.s3 import ObjectStore
 from engine.s3.types import ListedVersion
 
 
-async def grouped(pages: AsyncIterator[list[ListedVersion]]) -> AsyncIterator[list[ListedVersion]]:
+async def grouped(
+    pages: AsyncIterator[list[ListedVersion]],
+) -> AsyncGenerator[list[ListedVersion], None]:
     """Versions grouped by key, keys ascending (a key split over two pages is one group)."""
     group: list[ListedVersion] = []
     async for page in pages:
