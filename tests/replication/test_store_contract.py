@@ -14,6 +14,7 @@ import inspect
 import itertools
 import socket
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -38,6 +39,12 @@ STANDARD = {
 
 def md5_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+if TYPE_CHECKING:  # the static twin of the test below (litestream's `var _ ReplicaClient`)
+
+    def _conforms(client: S3Client, memory: MemoryStore) -> tuple[ObjectStore, ObjectStore]:
+        return client, memory
 
 
 def members(cls: type) -> dict[str, inspect.Signature]:
