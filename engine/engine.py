@@ -31,6 +31,7 @@ from engine.replication.health import Link
 from engine.replication.resync import ResyncRunner
 from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
+from engine.s3.origin import origin_of
 from engine.state import State, open_state
 from engine.telemetry.compose import Live, compose, publish
 from engine.telemetry.snapshot import Snapshot, Transfer
@@ -41,10 +42,6 @@ log = logging.getLogger("mirrorline.engine")
 # Something served beside the engine (the HTTP API): started once the engine is ready,
 # asked to stop through the event when the engine drains, awaited before shutdown.
 Attachment = Callable[["Engine", asyncio.Event], Awaitable[None]]
-
-
-def origin_of(alias: Alias, bucket: str) -> str:
-    return f"{alias.netloc}/{bucket}"
 
 
 class Engine:
@@ -209,8 +206,8 @@ class Engine:
                     del dispatcher.routes[pid]
                     self.policies.pop(pid, None)
         if alias is not None:
-            self.links[name].client = self._client_for(alias)
-            self.clients[name] = self.links[name].client
+            self.clients[name] = self._client_for(alias)
+            self.links[name].client = self.clients[name]
 
     def _client_for(self, alias: Alias) -> S3Client:
         return S3Client.for_alias(alias, max_connections=self.config.workers * 2 + 8)

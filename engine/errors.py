@@ -1,16 +1,22 @@
 """Errors are values with a class and a readable reason.
 
     MirrorlineError                 .reason (one readable line), .retryable
-    ├── TransientError              retry with backoff: connection errors, timeouts, 5xx, SlowDown
-    ├── PermanentError              park the task as failed: AccessDenied, NoSuchBucket, bad keys
-    │   └── NotFoundError           the source object or version is gone: the task is skipped
+    ├── TransientError              retry with backoff: connection errors, timeouts, 5xx, throttling
+    ├── PermanentError              park the task as failed: a missing bucket, a refused request
+    │   ├── NotFoundError           the source object or version is gone: the task is skipped
+    │   └── AccessDeniedError       the endpoint refused the credentials or their rights
     └── UserError                   a mistake in what the operator asked for: one line, exit 1
 
-Every S3 failure is translated into one of these where it happens (engine/s3/),
-so no other module looks at vendor codes or at HTTP statuses.
+Every S3 failure is translated into one of these where it happens (engine/s3/errors.py
+maps the vendor codes), so no other module looks at vendor codes or at HTTP statuses:
+they ask the class. `code` keeps the vendor's word for reasons and counters only.
 """
 
 from __future__ import annotations
+
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class MirrorlineError(Exception):
@@ -53,42 +59,22 @@ class NotFoundError(PermanentError):
     kind = "not-found"
 
 
+class AccessDeniedError(PermanentError):
+    """The endpoint refused these credentials, or their rights on what was asked.
+
+    Its kind stays "permanent": a task shows the same class as before; the checks
+    ask for this subclass to tell the operator which keys to fix.
+    """
+
+
 class UserError(MirrorlineError):
     """Bad input from the command line or the API."""
 
     kind = "user"
 
 
-PERMANENT_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AllAccessDisabled",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "NoSuchBucket",
-        "InvalidBucketName",
-        "AuthorizationHeaderMalformed",
-        "InvalidArgument",
-        "InvalidRequest",
-        "MethodNotAllowed",
-        "EntityTooLarge",
-        "KeyTooLongError",
-        "MetadataTooLarge",
-        "InvalidTag",
-        "NotImplemented",
-    }
-)
-NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NoSuchObject"})
-
-
-def classify(status: int, code: str, message: str, what: str) -> MirrorlineError:
-    """Map one S3 error response to our tree; `what` names the request for the reason."""
-    detail = f"{code}: {message}" if message else code or f"HTTP {status}"
-    reason = f"{what}: {detail}"
-    if code in NOT_FOUND_CODES or (status == 404 and code not in PERMANENT_CODES):
-        return NotFoundError(reason, code=code or "NotFound")
-    if code in PERMANENT_CODES:
-        return PermanentError(reason, code=code)
-    if status >= 500 or status in (408, 429) or code in ("SlowDown", "RequestTimeout"):
-        return TransientError(reason, code=code or f"HTTP{status}")
-    return PermanentError(reason, code=code or f"HTTP{status}")
+def first_error(group: BaseExceptionGroup[E]) -> E:
+    """The first error of a (nested) group: a TaskGroup wraps errors that callers decide on
+    by class (retry, park, link down), and a group has none of those."""
+    found = group.exceptions[0]
+    return first_error(found) if isinstance(found, BaseExceptionGroup) else found

@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.errors import NotFoundError, PermanentError, TransientError, classify
+from engine.errors import AccessDeniedError, NotFoundError, PermanentError, TransientError
 from engine.model import Op
 from engine.policy import Policy, parse_bandwidth, parse_tags
 from engine.replication.scanner import plan_key
 from engine.retry import RetryPolicy
-from engine.s3.client import ListedVersion
+from engine.s3 import ListedVersion
+from engine.s3.errors import classify
 from engine.s3.sigv4 import Signer
 from engine.state.queue import Replica
 from engine.telemetry.meter import Meter
@@ -103,9 +104,10 @@ def test_retry_backoff_grows_with_jitter_and_is_capped() -> None:
     [
         (503, "SlowDown", TransientError),
         (500, "InternalError", TransientError),
-        (403, "AccessDenied", PermanentError),
+        (403, "AccessDenied", AccessDeniedError),
         (404, "NoSuchBucket", PermanentError),
-        (403, "SignatureDoesNotMatch", PermanentError),
+        (403, "SignatureDoesNotMatch", AccessDeniedError),
+        (403, "InvalidAccessKeyId", AccessDeniedError),
         (404, "NoSuchKey", NotFoundError),
         (404, "NoSuchVersion", NotFoundError),
     ],
@@ -115,6 +117,10 @@ def test_s3_errors_are_classified(status: int, code: str, kind: type) -> None:
     assert type(error) is kind
     assert error.reason == f"PUT b/k: {code}: msg"
     assert error.retryable is (kind is TransientError)
+    # A refused credential is still "permanent" to a task; only the checks ask for more.
+    assert error.kind == {TransientError: "retryable", NotFoundError: "not-found"}.get(
+        kind, "permanent"
+    )
 
 
 def test_parsers() -> None:

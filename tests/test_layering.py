@@ -101,6 +101,19 @@ def test_the_engine_never_names_the_console() -> None:
     assert not leaks
 
 
+def test_replication_knows_stores_only_by_the_protocol() -> None:
+    """The replication loop takes an ObjectStore; the aiohttp client is the engine's choice."""
+    graph = import_graph()
+    leaks = sorted(
+        f"{mod} -> {dep}"
+        for mod, deps in graph.items()
+        if mod.startswith("engine.replication")
+        for dep in deps
+        if dep in ("engine.s3.client", "engine.s3.memory")
+    )
+    assert not leaks
+
+
 # What the console may import from the engine: the service interface and the data it
 # carries. Everything else (state, replication, s3, HTTP client, engine) stays out.
 CONSOLE_MAY_IMPORT = (
@@ -142,6 +155,8 @@ def loaded_by(statement: str, forbidden: tuple[str, ...]) -> list[str]:
         ("import engine", ("textual", "aiosqlite", "minio", "aiohttp", "starlette")),
         ("import engine.service", ("textual", "aiosqlite", "minio", "aiohttp", "starlette")),
         ("import engine.telemetry.snapshot", ("textual", "aiosqlite", "minio", "aiohttp")),
+        ("import engine.s3", ("aiohttp", "minio")),
+        ("import engine.s3.memory", ("aiohttp", "minio")),
         ("import engine.engine", ("textual", "starlette", "uvicorn")),
         ("import engine.cli.main", ("textual",)),
         ("import engine.demo.faults, engine.demo.workload, engine.demo.events", ("textual",)),

@@ -1,8 +1,11 @@
-"""Resync end to end: the real engine and CLI against two real SeaweedFS servers."""
+"""Resync end to end: the real engine and CLI against two real SeaweedFS servers.
+
+What a resync queues and counts is tested on MemoryStore in tests/replication/test_resync.py;
+here: the CLI, failed copies and their retry, kill-and-resume, cancel.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import sqlite3
@@ -36,18 +39,6 @@ def start(pair: Pair, *options: str) -> str:
     return pair.ml("replicate", "resync", "start", f"src/{pair.src_bucket}", *options).stdout
 
 
-def in_sync(pair: Pair) -> bool:
-    return pair.ml("replicate", "diff", f"src/{pair.src_bucket}", check=False).returncode == 0
-
-
-def target_versions(pair: Pair) -> dict[str, int]:
-    """Key -> how many versions (delete markers included) the target holds."""
-    counts: dict[str, int] = {}
-    for v in pair.dst.list_objects(pair.dst_bucket, recursive=True, include_version=True):
-        counts[v.object_name] = counts.get(v.object_name, 0) + 1
-    return counts
-
-
 def old_objects(pair: Pair, prefix: str, count: int, size: int) -> None:
     """Objects written before the policy: with existing-objects off, only a resync copies them."""
     pair.seed(prefix, count, size)
@@ -55,62 +46,6 @@ def old_objects(pair: Pair, prefix: str, count: int, size: int) -> None:
     # Listings have one-second resolution and a write in the policy's own second counts
     # as new: add the policy once that second is over (as test_replication does).
     eventually(lambda: time.time() >= last.last_modified.timestamp() + 1.05, interval=0.05)
-
-
-def test_resync_restores_objects_deleted_or_overwritten_on_the_target(pair: Pair) -> None:
-    pair.seed("keep/", 5, 100)
-    pair.put("gone.txt", b"gone")
-    pair.put("changed.txt", b"original")
-    pair.add_policy()
-    pair.start_engine()
-    eventually(lambda: in_sync(pair))
-    before = target_versions(pair)
-    assert len(before) == 7 and set(before.values()) == {1}
-
-    pair.dst.remove_object(pair.dst_bucket, "gone.txt")  # a delete marker over the replica
-    pair.dst.put_object(pair.dst_bucket, "changed.txt", io.BytesIO(b"rogue"), 5)
-    pair.scans_after("p1", 2)
-    # Both replicas still exist under the out-of-band changes: the regular path sees
-    # nothing to do, which is what a resync is for.
-    latest = pair.target_latest()
-    assert "gone.txt" not in latest and latest["changed.txt"] == b"rogue"
-
-    assert "Resync 1 of policy p1 started" in start(pair)
-    status = eventually(lambda: finished(pair))
-    assert pair.target_latest() == pair.source_latest()
-    after = target_versions(pair)
-    assert after["gone.txt"] == 3, "replica, the stray delete marker, the copy on top"
-    assert after["changed.txt"] == 3, "replica, the stray overwrite, the copy on top"
-    assert {k: n for k, n in after.items() if k.startswith("keep/")} == {
-        k: 1 for k in before if k.startswith("keep/")
-    }, "objects already correct are not copied again"
-    assert (status["scanned"], status["enqueued"], status["replicated"]) == (7, 2, 2)
-    assert (status["failed"], status["skipped"], status["pending"]) == (0, 0, 0)
-    assert status["finished_at"] and status["total"] == 7 and status["cursor"] == "keep/0004"
-
-
-def test_resync_copies_old_objects_for_a_policy_without_existing_objects(pair: Pair) -> None:
-    old_objects(pair, "old/", 10, 100)
-    pair.put("older/multi", b"v1")
-    pair.put("older/multi", b"v2, longer")
-    multi = pair.src.stat_object(pair.src_bucket, "older/multi").last_modified.timestamp()
-    eventually(lambda: time.time() >= multi + 1.05, interval=0.05)
-    pair.add_policy("--replicate", "delete,delete-marker")
-    pair.start_engine()
-    pair.scans_after("p1", 1)
-    pair.put("new.txt", b"new")
-    eventually(lambda: "new.txt" in pair.target_latest())
-    pair.scans_after("p1", 1)
-    assert set(pair.target_latest()) == {"new.txt"}, "the cutoff keeps old objects back"
-
-    start(pair)
-    status = eventually(lambda: finished(pair))
-    assert pair.target_latest() == pair.source_latest()
-    versions = target_versions(pair)
-    assert versions["older/multi"] == 2 and versions["new.txt"] == 1
-    assert pair.dst.get_object(pair.dst_bucket, "older/multi").read() == b"v2, longer"
-    assert (status["scanned"], status["enqueued"], status["replicated"]) == (13, 12, 12)
-    assert (status["failed"], status["pending"]) == (0, 0)
 
 
 def test_resync_status_counts_failed_copies_and_their_retry(pair: Pair) -> None:

@@ -7,13 +7,14 @@ an operator runs when the queue's numbers are in doubt.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from engine.aliases import AliasBook
 from engine.errors import MirrorlineError, UserError
 from engine.policy import Policy
-from engine.s3.client import ListedVersion, S3Client
+from engine.s3 import ListedVersion
+from engine.s3.client import S3Client
+from engine.s3.listing import latest
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,6 @@ class Difference:
     key: str
     status: str  # missing | extra | size-differs | content-differs
     detail: str
-
-
-async def _latest(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[ListedVersion]:
-    async for page in client.list_versions(bucket, prefix):
-        for version in page:
-            if version.is_latest and not version.is_delete_marker:
-                yield version
 
 
 def compare(policy: Policy, source: ListedVersion | None, target: ListedVersion | None) -> str:
@@ -54,8 +48,9 @@ async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
         for side, (client, bucket) in enumerate(
             zip(clients, (policy.source_bucket, policy.target_bucket), strict=True)
         ):
-            async for version in _latest(client, bucket, policy.prefix):
-                found.setdefault(version.key, [None, None])[side] = version
+            async for version in latest(client, bucket, policy.prefix):
+                if not version.is_delete_marker:
+                    found.setdefault(version.key, [None, None])[side] = version
     except MirrorlineError as exc:
         raise UserError(f"diff {policy.id}: {exc.reason}") from None
     finally:

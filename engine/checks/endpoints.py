@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from engine.aliases import Alias, AliasBook
-from engine.errors import MirrorlineError, UserError
+from engine.errors import AccessDeniedError, MirrorlineError, UserError
 from engine.policy import Policy
 from engine.s3.control import ControlClient
 
@@ -18,7 +18,7 @@ async def check_alias(alias: Alias) -> None:
     try:
         await ControlClient(alias, timeout=5).check()
     except MirrorlineError as exc:
-        if exc.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+        if isinstance(exc, AccessDeniedError):
             raise UserError(
                 f"alias {alias.name}: credentials rejected by {alias.url} ({exc.code})"
             ) from None
@@ -38,7 +38,7 @@ async def _bucket_ready(alias: Alias, bucket: str, side: str) -> None:
     except MirrorlineError as exc:
         if exc.retryable:
             raise UserError(f"{side} {alias.name} ({alias.url}) does not answer") from None
-        if exc.code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"):
+        if isinstance(exc, AccessDeniedError):
             raise UserError(
                 f"{side} {alias.name}/{bucket}: access refused by {alias.url} ({exc.code}); "
                 f"check the keys of alias {alias.name} and its rights on the bucket"

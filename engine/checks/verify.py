@@ -20,15 +20,21 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from engine.aliases import AliasBook
-from engine.errors import MirrorlineError, NotFoundError, TransientError, UserError
+from engine.errors import (
+    MirrorlineError,
+    NotFoundError,
+    TransientError,
+    UserError,
+    first_error,
+)
 from engine.policy import Policy, format_tags
-from engine.replication.transfer import COPIED_HEADERS, ORIGIN, ORIGIN_ETAG, ORIGIN_VERSION
-from engine.s3.client import ListedVersion, S3Client
+from engine.s3 import ListedVersion, ObjectStore
+from engine.s3.client import S3Client
+from engine.s3.listing import joined, latest
+from engine.s3.origin import COPIED_HEADERS, ORIGIN_METADATA
 
 T = TypeVar("T")
 CHUNK = 1024 * 1024
-# The engine adds these to every replica: they differ from the source by design.
-ENGINE_METADATA = frozenset({ORIGIN, ORIGIN_VERSION, ORIGIN_ETAG})
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def comparable(
         size=size,
         sha256=sha256,
         headers={name: headers[name] for name in COPIED_HEADERS if name in headers},
-        metadata={k: v for k, v in metadata.items() if k not in ENGINE_METADATA},
+        metadata={k: v for k, v in metadata.items() if k not in ORIGIN_METADATA},
         tags=dict(tags),
     )
 
@@ -114,32 +120,6 @@ async def reservoir(items: AsyncIterable[T], size: int, rng: random.Random) -> l
     return chosen
 
 
-async def _latest(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[ListedVersion]:
-    """The latest entry of each key (a live version or a delete marker), keys ascending."""
-    async for page in client.list_versions(bucket, prefix):
-        for version in page:
-            if version.is_latest:
-                yield version
-
-
-async def _joined(
-    source: AsyncIterator[ListedVersion], target: AsyncIterator[ListedVersion]
-) -> AsyncIterator[tuple[ListedVersion | None, ListedVersion | None]]:
-    """Merge two key-sorted streams. Python orders str by code point, which is
-    the UTF-8 byte order S3 lists in, so the two sides meet key by key."""
-    a, b = await anext(source, None), await anext(target, None)
-    while a is not None or b is not None:
-        if b is None or (a is not None and a.key < b.key):
-            yield a, None
-            a = await anext(source, None)
-        elif a is None or b.key < a.key:
-            yield None, b
-            b = await anext(target, None)
-        else:
-            yield a, b
-            a, b = await anext(source, None), await anext(target, None)
-
-
 def expected(policy: Policy, version: ListedVersion) -> bool:
     """Whether the policy ever copies this listing entry (tags are checked later)."""
     if version.is_delete_marker or not policy.matches_key(version.key):
@@ -149,7 +129,7 @@ def expected(policy: Policy, version: ListedVersion) -> bool:
 
 
 async def _fetch(
-    client: S3Client, bucket: str, key: str, version_id: str, tags: dict[str, str] | None
+    client: ObjectStore, bucket: str, key: str, version_id: str, tags: dict[str, str] | None
 ) -> Copy:
     digest = hashlib.sha256()
     got = 0
@@ -165,7 +145,7 @@ async def _fetch(
 
 
 async def _fetch_or_none(
-    client: S3Client,
+    client: ObjectStore,
     bucket: str,
     key: str,
     version_id: str = "",
@@ -180,7 +160,7 @@ async def _fetch_or_none(
 
 class _Verifier:
     def __init__(
-        self, policy: Policy, source: S3Client, target: S3Client, concurrency: int
+        self, policy: Policy, source: ObjectStore, target: ObjectStore, concurrency: int
     ) -> None:
         self.policy, self.source, self.target = policy, source, target
         self.report = PolicyReport(policy)
@@ -256,16 +236,16 @@ async def verify_policy(
     source_bucket, target_bucket = policy.source_bucket, policy.target_bucket
 
     async def covered() -> AsyncIterator[ListedVersion]:
-        async for version in _latest(clients[0], source_bucket, policy.prefix):
+        async for version in latest(clients[0], source_bucket, policy.prefix):
             if expected(policy, version):
                 yield version
 
     async def merged() -> AsyncIterator[ListedVersion]:
         listings = (
-            _latest(clients[0], source_bucket, policy.prefix),
-            _latest(clients[1], target_bucket, policy.prefix),
+            latest(clients[0], source_bucket, policy.prefix),
+            latest(clients[1], target_bucket, policy.prefix),
         )
-        async for mine, theirs in _joined(*listings):
+        async for mine, theirs in joined(*listings):
             if mine is not None and expected(policy, mine):
                 yield mine
             elif theirs is not None and (mine is None or mine.is_delete_marker):
@@ -278,7 +258,7 @@ async def verify_policy(
             chosen = await reservoir(covered(), sample, rng or random.Random())
             await verifier.run(_each(sorted(chosen, key=lambda v: v.key)))
     except* MirrorlineError as group:
-        raise UserError(f"verify {policy.id}: {_first(group).reason}") from None
+        raise UserError(f"verify {policy.id}: {first_error(group).reason}") from None
     finally:
         for client in clients:
             await client.close()
@@ -289,8 +269,3 @@ async def verify_policy(
 async def _each(items: list[T]) -> AsyncIterator[T]:
     for item in items:
         yield item
-
-
-def _first(group: BaseExceptionGroup[MirrorlineError]) -> MirrorlineError:
-    found = group.exceptions[0]
-    return _first(found) if isinstance(found, BaseExceptionGroup) else found

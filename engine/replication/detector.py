@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from engine.aliases import Alias
@@ -22,7 +22,7 @@ from engine.policy import Policy
 from engine.replication.dispatcher import Dispatcher
 from engine.replication.health import Link
 from engine.replication.scanner import ScanResult, scan, sweep_tags
-from engine.s3.client import S3Client
+from engine.s3 import ObjectStore
 from engine.s3.control import ControlClient
 from engine.state.queue import TaskQueue
 from engine.state.stores import PolicyStore
@@ -36,11 +36,13 @@ class Topology(Protocol):
     config: EngineConfig
     policies: dict[str, Policy]
     links: dict[str, Link]
-    clients: dict[str, S3Client]
     aliases: dict[str, Alias]
     dispatchers: dict[str, Dispatcher]
     queue: TaskQueue
     store: PolicyStore
+
+    @property
+    def clients(self) -> Mapping[str, ObjectStore]: ...  # read-only, so any store type fits
 
 
 class Detector:

@@ -13,7 +13,7 @@ import logging
 import time
 
 from engine.errors import MirrorlineError
-from engine.s3.client import S3Client
+from engine.s3 import ObjectStore
 from engine.telemetry.snapshot import Link as LinkView
 
 log = logging.getLogger("mirrorline.health")
@@ -22,7 +22,7 @@ log = logging.getLogger("mirrorline.health")
 class Link:
     """One endpoint's health, shared by every policy that reads or writes it."""
 
-    def __init__(self, alias: str, client: S3Client, interval: float = 2.0) -> None:
+    def __init__(self, alias: str, client: ObjectStore, interval: float = 2.0) -> None:
         self.alias = alias
         self.client = client
         self.interval = interval

@@ -30,9 +30,10 @@ from engine.errors import MirrorlineError, NotFoundError
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.replication.dispatcher import Dispatcher
-from engine.replication.scanner import _grouped
-from engine.replication.transfer import ORIGIN, ORIGIN_VERSION, TransferContext
-from engine.s3.client import ListedVersion, S3Client
+from engine.replication.transfer import TransferContext
+from engine.s3 import ListedVersion
+from engine.s3.listing import between, grouped
+from engine.s3.origin import replica_of
 from engine.state.queue import TaskQueue
 from engine.state.stores import DONE, FAILED, RUNNING, Resync, ResyncStopped, ResyncStore
 
@@ -142,7 +143,7 @@ class ResyncRunner:
         listing = ctx.source.list_versions(
             policy.source_bucket, policy.prefix, key_marker=r.cursor, page_size=r.page_size
         )
-        groups = _grouped(listing)
+        groups = grouped(listing)
         chunk: list[list[ListedVersion]] = []
         versions = 0
         async with contextlib.aclosing(listing), contextlib.aclosing(groups):
@@ -183,7 +184,7 @@ class ResyncRunner:
             (m.key, m.source_version): m.target_version or ""
             for m in await self._queue.replicas([policy.id], r.cursor, high)
         }
-        held = await _listing(ctx.target, policy.target_bucket, policy.prefix, r.cursor, high)
+        held = await between(ctx.target, policy.target_bucket, policy.prefix, r.cursor, high)
         plans = await asyncio.gather(
             *(self._plan(ctx, group, held.get(group[0].key, [])) for group in chunk)
         )
@@ -249,20 +250,4 @@ class ResyncRunner:
                 )
             except NotFoundError:
                 return ""
-        if head.metadata.get(ORIGIN) != ctx.source_origin:
-            return ""
-        return head.metadata.get(ORIGIN_VERSION, "")
-
-
-async def _listing(
-    client: S3Client, bucket: str, prefix: str, low: str, high: str
-) -> dict[str, list[ListedVersion]]:
-    """Versions by key for low < key <= high, newest first (listed fresh for each page)."""
-    out: dict[str, list[ListedVersion]] = {}
-    async with contextlib.aclosing(client.list_versions(bucket, prefix, key_marker=low)) as pages:
-        async for page in pages:
-            for version in page:
-                if version.key > high:
-                    return out
-                out.setdefault(version.key, []).append(version)
-    return out
+        return replica_of(head, ctx.source_origin)

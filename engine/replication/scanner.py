@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from engine.errors import NotFoundError
 from engine.model import NewTask, Op
 from engine.policy import Policy
-from engine.s3.client import ListedVersion, S3Client
+from engine.s3 import ListedVersion, ObjectStore
+from engine.s3.listing import grouped
 from engine.state.queue import Replica, TaskQueue
 
 
@@ -92,19 +93,6 @@ def plan_key(
     return tasks
 
 
-async def _grouped(pages: AsyncIterator[list[ListedVersion]]) -> AsyncIterator[list[ListedVersion]]:
-    """Versions grouped by key, keys ascending."""
-    group: list[ListedVersion] = []
-    async for page in pages:
-        for version in page:
-            if group and version.key != group[0].key:
-                yield group
-                group = []
-            group.append(version)
-    if group:
-        yield group
-
-
 class _Cursor:
     """Reads a grouped stream up to a given key (the target side of the merge)."""
 
@@ -131,8 +119,8 @@ class _Cursor:
 
 async def scan(
     policy: Policy,
-    source: S3Client,
-    target: S3Client,
+    source: ObjectStore,
+    target: ObjectStore,
     queue: TaskQueue,
     reverse_policies: Sequence[str] = (),
     prefix: str | None = None,
@@ -141,8 +129,8 @@ async def scan(
     """Compare source and target under `prefix` (default: the policy's) and enqueue the difference."""
     prefix = policy.prefix if prefix is None else prefix
     result = ScanResult()
-    source_groups = _grouped(source.list_versions(policy.source_bucket, prefix))
-    target_cursor = _Cursor(_grouped(target.list_versions(policy.target_bucket, prefix)))
+    source_groups = grouped(source.list_versions(policy.source_bucket, prefix))
+    target_cursor = _Cursor(grouped(target.list_versions(policy.target_bucket, prefix)))
     low = ""
     chunk: list[list[ListedVersion]] = []
 
@@ -183,8 +171,8 @@ async def scan(
 
 async def sweep_tags(
     policy: Policy,
-    source: S3Client,
-    target: S3Client,
+    source: ObjectStore,
+    target: ObjectStore,
     queue: TaskQueue,
     after: str,
     batch: int = 100,

@@ -19,23 +19,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
-from engine.errors import MirrorlineError, NotFoundError, TransientError
+from engine.errors import NotFoundError, TransientError, first_error
 from engine.model import Completion, Op, Outcome, Task
 from engine.policy import Policy
 from engine.replication.bandwidth import TokenBucket
-from engine.s3.client import ObjectHead, S3Client
+from engine.s3 import ObjectHead, ObjectStore, Stream
+from engine.s3.origin import COPIED_HEADERS, ORIGIN, ORIGIN_ETAG, ORIGIN_VERSION, replica_of
 
-ORIGIN = "mirrorline-origin"  # endpoint/bucket the version was first written to
-ORIGIN_VERSION = "mirrorline-version"  # its version id there
-ORIGIN_ETAG = "mirrorline-etag"  # its ETag there (the content hash the source reported)
-COPIED_HEADERS = (
-    "content-type",
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "expires",
-)
 MiB = 1024 * 1024
 STREAM_CHUNK = 64 * 1024  # bodies above this are sent (and counted, and paced) in chunks
 Progress = Callable[[int], None]
@@ -45,8 +35,8 @@ T = TypeVar("T")
 @dataclass
 class TransferContext:
     policy: Policy
-    source: S3Client
-    target: S3Client
+    source: ObjectStore
+    target: ObjectStore
     source_origin: str  # "host:port/bucket" of the policy's source
     target_origin: str  # "host:port/bucket" of the policy's target
     part_size: int = 8 * MiB
@@ -94,10 +84,7 @@ async def _target_holds(task: Task, ctx: TransferContext) -> str:
         head = await ctx.target.head(ctx.policy.target_bucket, task.key)
     except NotFoundError:
         return ""
-    same_origin = head.metadata.get(ORIGIN) == ctx.source_origin
-    if same_origin and head.metadata.get(ORIGIN_VERSION) == task.version_id:
-        return head.version_id
-    return ""
+    return head.version_id if replica_of(head, ctx.source_origin) == task.version_id else ""
 
 
 def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -> dict[str, str]:
@@ -183,7 +170,7 @@ async def _multipart(
     task: Task,
     ctx: TransferContext,
     head: ObjectHead,
-    stream: asyncio.StreamReader,
+    stream: Stream,
     headers: dict[str, str],
     progress: Progress,
 ) -> str:
@@ -191,8 +178,10 @@ async def _multipart(
     upload = await ctx.target.create_multipart(bucket, task.key, headers)
     slots = ctx.part_slots
     etags: dict[int, str] = {}
+    held = 0  # part slots taken for this upload and not given back yet
 
     async def send(number: int, body: bytes) -> None:
+        nonlocal held
         try:
             md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
             etags[number] = await _upload(
@@ -204,6 +193,7 @@ async def _multipart(
                 ),
             )
         finally:
+            held -= 1
             slots.release()
 
     try:
@@ -212,14 +202,20 @@ async def _multipart(
                 remaining, number = head.size, 0
                 while remaining > 0:
                     await slots.acquire()  # shared by all transfers: bounds memory
+                    held += 1
                     body = await stream.readexactly(min(ctx.part_size, remaining))
                     remaining -= len(body)
                     number += 1
                     group.create_task(send(number, body))
-        except* MirrorlineError as failed:
-            # A part's error is the task's error (a reset part is retried like any other
-            # transient error), not an ExceptionGroup the dispatcher would take for a bug.
-            raise failed.exceptions[0] from None
+        except BaseExceptionGroup as failed:
+            # One error with its class, as from a single PUT: the dispatcher decides on it
+            # (and the source client maps a broken body read) by class, never on a group.
+            raise first_error(failed) from None
+        finally:
+            # A part whose read failed, or whose task was cancelled before it started,
+            # still holds its slot: the budget is engine-wide, a lost slot is lost for good.
+            for _ in range(held):
+                slots.release()
         parts = [etags[n] for n in range(1, number + 1)]
         version, _ = await ctx.target.complete_multipart(bucket, task.key, upload, parts)
     except BaseException:
@@ -228,7 +224,7 @@ async def _multipart(
     return version
 
 
-async def _abort(target: S3Client, bucket: str, key: str, upload: str) -> None:
+async def _abort(target: ObjectStore, bucket: str, key: str, upload: str) -> None:
     # Best effort: an upload left behind is invisible, and lifecycle rules reap it.
     with contextlib.suppress(Exception):
         await target.abort_multipart(bucket, key, upload)

@@ -1,6 +1,7 @@
 """The data path: a lean asyncio S3 client on aiohttp.
 
-Only what replication needs: list versions, get, put, multipart, delete, tags.
+Only what replication needs (the ObjectStore Protocol of engine/s3/__init__.py):
+list versions, get, put, multipart, delete, tags.
 Measured on these machines (copy-path-perf.md) this path costs about half the
 CPU per object of the minio SDK in threads, and CPU per object is what bounds a
 bulk copy on two shared cores. The minio SDK stays in charge of the control
@@ -11,9 +12,8 @@ from __future__ import annotations
 
 import ssl
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -23,38 +23,12 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from engine.aliases import Alias
-from engine.errors import MirrorlineError, TransientError, classify
+from engine.errors import MirrorlineError, TransientError
+from engine.s3.errors import classify
 from engine.s3.sigv4 import Signer, encode_path, encode_query
+from engine.s3.types import Body, ListedVersion, ObjectHead
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-Body = bytes | AsyncIterator[bytes]  # an iterator needs a Content-Length header beside it
-
-
-@dataclass(frozen=True, slots=True)
-class ListedVersion:
-    """One entry of a ListObjectVersions page: a version or a delete marker."""
-
-    key: str
-    version_id: str
-    is_latest: bool
-    is_delete_marker: bool
-    last_modified: float
-    size: int
-    etag: str
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectHead:
-    """What a GET or HEAD told us about one version."""
-
-    version_id: str
-    size: int
-    etag: str
-    last_modified: float
-    headers: dict[str, str]
-    metadata: dict[str, str]
-    tag_count: int
-    is_delete_marker: bool = False
 
 
 def _text(elem: ET.Element, name: str, default: str = "") -> str:
@@ -180,7 +154,9 @@ class S3Client:
             raise
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransientError(
-                f"{label}: {type(exc).__name__}: {exc or 'timed out'}", code="Connection"
+                f"{label}: {type(exc).__name__}: {exc or 'timed out'}",
+                code="Connection",
+                endpoint=self.endpoint,  # the dispatcher marks this endpoint's link offline
             ) from exc
 
     async def _error(self, resp: aiohttp.ClientResponse, what: str) -> MirrorlineError:
@@ -209,7 +185,7 @@ class S3Client:
 
     async def list_versions(
         self, bucket: str, prefix: str = "", key_marker: str = "", page_size: int = 1000
-    ) -> AsyncIterator[list[ListedVersion]]:
+    ) -> AsyncGenerator[list[ListedVersion], None]:
         """Pages of versions and delete markers, keys ascending, newest version first."""
         version_marker = ""
         while True:

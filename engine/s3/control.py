@@ -20,7 +20,8 @@ from minio.error import MinioException, S3Error, ServerError
 from minio.versioningconfig import ENABLED, VersioningConfig
 
 from engine.aliases import Alias
-from engine.errors import MirrorlineError, PermanentError, TransientError, UserError, classify
+from engine.errors import MirrorlineError, PermanentError, TransientError, UserError
+from engine.s3.errors import classify
 
 T = TypeVar("T")
 
