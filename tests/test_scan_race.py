@@ -8,13 +8,19 @@ not in the listing: it must not be taken for a version deleted at the source.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from engine.aliases import Alias
+from engine.config import EngineConfig
 from engine.model import Op
 from engine.policy import Policy
 from engine.replication.scanner import scan
@@ -23,7 +29,13 @@ from engine.s3.client import ListedVersion, S3Client
 from engine.service.webhook import Record, ingest
 from engine.state.sqlite.database import open_db
 from engine.state.sqlite.queue import SQLiteQueue
-from tests.conftest import Pair
+from tests.conftest import Pair, eventually
+from tests.test_api import minio_event, start
+
+# `mirrorline run`'s own interval (the engine's default), not the fixtures' fast 0.5 s.
+DEFAULT_SCAN_INTERVAL = next(
+    f.default for f in dataclasses.fields(EngineConfig) if f.name == "scan_interval"
+)
 
 
 class ListedThen:
@@ -108,3 +120,88 @@ async def test_a_copy_recorded_after_the_source_listing_is_not_deleted(
         await queue.close()
         for c in (source, target):
             await c.close()
+
+
+class Watcher(threading.Thread):
+    """Lists the target's versions (delete markers included) every ~100 ms, from outside.
+
+    Nothing is deleted at the source, so a version listed once and missing later
+    was deleted by replication. A replica deleted within ~10 ms of its copy may
+    never be listed; its re-copy, a whole scan interval later, shows in its
+    LastModified: `modified` keeps each version's.
+    """
+
+    def __init__(self, pair: Pair) -> None:
+        super().__init__(daemon=True)
+        self.pair = pair
+        self.modified: dict[tuple[str, str], float] = {}
+        self.vanished: set[tuple[str, str]] = set()
+        self.markers: set[tuple[str, str]] = set()
+        self.rounds = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            now: set[tuple[str, str]] = set()
+            for v in self.pair.dst.list_objects(
+                self.pair.dst_bucket, recursive=True, include_version=True
+            ):
+                now.add((v.object_name, v.version_id))
+                if v.is_delete_marker:
+                    self.markers.add((v.object_name, v.version_id))
+                self.modified[(v.object_name, v.version_id)] = v.last_modified.timestamp()
+            self.vanished |= self.modified.keys() - now
+            self.rounds += 1
+
+
+@pytest.mark.slow
+def test_events_and_default_interval_scans_never_delete_and_recopy_a_replica(pair: Pair) -> None:
+    """A writer at 20 writes/s posts each write to the webhook as MinIO would, for 25 s."""
+    pair.add_policy()
+    api = start(pair, "--scan-interval", str(DEFAULT_SCAN_INTERVAL))
+    watcher = Watcher(pair)
+    watcher.start()
+
+    def write(key: str) -> None:
+        version = pair.put(key, os.urandom(512))
+        event = minio_event("s3:ObjectCreated:Put", pair.src_bucket, key, version, 512)
+        assert api.post("/v1/events/minio", {"Records": [event]})["records"] == 1
+
+    keys: list[str] = []
+    with ThreadPoolExecutor(4) as pool:
+        started = time.monotonic()
+        while (elapsed := time.monotonic() - started) < 25:
+            if len(keys) < elapsed * 20:  # the pace, not a synchronisation
+                keys.append(f"log/{len(keys):05}")  # ascending, as logs: past the last listed
+                pool.submit(write, keys[-1])
+            time.sleep(0.005)
+    assert len(keys) >= 490
+
+    def settled() -> bool:
+        backlog = api.policy("p1")["backlog"]
+        idle = backlog["pending"] + backlog["in_flight"] + backlog["retrying"] == 0
+        return idle and backlog["replicated"] >= len(keys)
+
+    eventually(settled, 60)
+    scans = api.policy("p1")["scans"]
+    eventually(lambda: api.policy("p1")["scans"] >= scans + 2, 30)  # later scans change nothing
+    watcher.stop.set()
+    watcher.join()
+    assert watcher.rounds > 100
+    assert watcher.vanished == set(), f"{len(watcher.vanished)} target versions deleted"
+    assert watcher.markers == set()
+    held = sorted(key for key, _ in watcher.modified)
+    assert held == keys, "a key with a second target version, or none"
+    written = {
+        v.object_name: v.last_modified.timestamp()
+        for v in pair.src.list_objects(pair.src_bucket, recursive=True, include_version=True)
+    }
+    late = {
+        key: lag
+        for (key, _), at in watcher.modified.items()
+        # Listings count whole seconds: a re-copy lags by at least the interval less one.
+        if (lag := at - written[key]) >= DEFAULT_SCAN_INTERVAL - 1
+    }
+    assert late == {}, "replicas re-created a scan after their first copy"
+    assert api.policy("p1")["backlog"]["replicated"] == len(keys)
+    assert pair.stop_engine(api.proc) == 0
