@@ -14,22 +14,16 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.aliases import Alias
 from engine.config import EngineConfig
 from engine.model import Op
-from engine.policy import Policy
 from engine.replication.scanner import scan
-from engine.replication.transfer import TransferContext, execute
 from engine.s3.client import ListedVersion, S3Client
 from engine.service.webhook import Record, ingest
-from engine.state.sqlite.database import open_db
-from engine.state.sqlite.queue import SQLiteQueue
-from tests.conftest import Pair, eventually
+from tests.conftest import Pair, Rig, eventually
 from tests.test_api import minio_event, start
 
 # `mirrorline run`'s own interval (the engine's default), not the fixtures' fast 0.5 s.
@@ -61,65 +55,52 @@ class ListedThen:
             await self._meanwhile()
 
 
-def client(server: Any, name: str) -> S3Client:
-    return S3Client.for_alias(Alias(name, server.endpoint, server.access_key, server.secret_key))
-
-
-async def run_queued(queue: SQLiteQueue, ctx: TransferContext) -> list[Op]:
-    """Carry out every queued task, as a dispatcher would; returns their ops."""
-    ops: list[Op] = []
-    while tasks := await queue.claim([ctx.policy.id], 100, 60):
-        await queue.complete([await execute(task, ctx) for task in tasks])
-        ops += [task.op for task in tasks]
-    return ops
-
-
-def target_versions(pair: Pair, key: str) -> list[str]:
-    listed = pair.dst.list_objects(pair.dst_bucket, prefix=key, include_version=True)
-    return [v.version_id for v in listed if v.object_name == key]
-
-
+@pytest.mark.parametrize("chunk_keys", [1000, 1])  # the race in the first page, or a later one
 @pytest.mark.parametrize("late_key", ["b-between", "z-past-the-end"])
 async def test_a_copy_recorded_after_the_source_listing_is_not_deleted(
-    pair: Pair, tmp_path: Path, late_key: str
+    rig: Rig, late_key: str, chunk_keys: int
 ) -> None:
     for key in ("a", "c"):
-        pair.put(key, key.encode())
-    policy = Policy("p1", 1, "src", pair.src_bucket, "dst", pair.dst_bucket)
-    assert policy.wants("delete")  # permanent deletes are mirrored: the race deletes a replica
-    queue = SQLiteQueue(await open_db(tmp_path / "state.db"))
-    source, target = client(pair.source, "src"), client(pair.target, "dst")
-    ctx = TransferContext(
-        policy,
-        source,
-        target,
-        f"{pair.source.endpoint.split('//')[1]}/{pair.src_bucket}",
-        f"{pair.target.endpoint.split('//')[1]}/{pair.dst_bucket}",
-    )
-    try:
-        await scan(policy, source, target, queue)
-        assert await run_queued(queue, ctx) == [Op.PUT, Op.PUT]
+        rig.pair.put(key, key.encode())
+    assert rig.policy.wants("delete")  # permanent deletes are mirrored: the race deletes a replica
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert await rig.run_queued() == [Op.PUT, Op.PUT]
 
-        async def written_and_copied_through_its_event() -> None:
-            version = await asyncio.to_thread(pair.put, late_key, b"late")
-            event = Record("s3:ObjectCreated:Put", pair.src_bucket, late_key, version, 4, "", 0.0)
-            assert await ingest([event], [policy], queue, None) == 1
-            assert await run_queued(queue, ctx) == [Op.PUT]
+    async def written_and_copied_through_its_event() -> None:
+        version = await asyncio.to_thread(rig.pair.put, late_key, b"late")
+        event = Record("s3:ObjectCreated:Put", rig.pair.src_bucket, late_key, version, 4, "", 0)
+        assert await ingest([event], [rig.policy], rig.queue, None) == 1
+        assert await rig.run_queued() == [Op.PUT]
 
-        racing = ListedThen(source, written_and_copied_through_its_event)
-        await scan(policy, racing, target, queue)  # type: ignore[arg-type]
-        assert racing.ran, "the write did not land between listing and map read"
-        (replica,) = target_versions(pair, late_key)
+    racing = ListedThen(rig.source, written_and_copied_through_its_event)
+    await scan(rig.policy, racing, rig.target, rig.queue, chunk_keys=chunk_keys)  # type: ignore[arg-type]
+    assert racing.ran, "the write did not land between listing and map read"
+    (replica,) = rig.target_versions(late_key)
 
-        queued = [(t.key, t.op) for t in await queue.tasks("p1")]
-        assert queued == [], "the fresh replica was taken for an orphan"
-        await scan(policy, source, target, queue)  # the next scan sees the key: nothing to do
-        assert await run_queued(queue, ctx) == []
-        assert target_versions(pair, late_key) == [replica]
-    finally:
-        await queue.close()
-        for c in (source, target):
-            await c.close()
+    queued = [(t.key, t.op) for t in await rig.queue.tasks("p1")]
+    assert queued == [], "the fresh replica was taken for an orphan"
+    await scan(rig.policy, rig.source, rig.target, rig.queue)  # sees the key: nothing to do
+    assert await rig.run_queued() == []
+    assert rig.target_versions(late_key) == [replica]
+
+
+@pytest.mark.parametrize("chunk_keys", [1000, 1])
+async def test_a_version_deleted_for_good_at_the_source_is_still_deleted(
+    rig: Rig, chunk_keys: int
+) -> None:
+    # "a/1" sorts after the chunk boundary "a": the fresh listing starts after the
+    # previous chunk's last key and must still see (and so spare) nothing gone.
+    written = [(key, rig.pair.put(key, os.urandom(8))) for key in ("a", "a/1", "a/1", "b")]
+    gone, live = (version for key, version in written if key == "a/1")
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert len(await rig.run_queued()) == 4
+    assert len(rig.target_versions("a/1")) == 2
+    rig.pair.src.remove_object(rig.pair.src_bucket, "a/1", version_id=gone)
+
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert await rig.run_queued() == [Op.DELETE_VERSION]
+    assert rig.target_versions("a/1") == [await rig.queue.replica_of("p1", "a/1", live)]
+    assert await rig.queue.replica_of("p1", "a/1", gone) is None
 
 
 class Watcher(threading.Thread):
