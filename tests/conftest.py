@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import io
 import itertools
 import json
@@ -26,7 +28,7 @@ from engine.model import Op
 from engine.policy import Policy
 from engine.replication.transfer import TransferContext, execute
 from engine.s3.client import S3Client
-from engine.state.sqlite.database import open_db
+from engine.state.sqlite.database import Database, open_db
 from engine.state.sqlite.queue import SQLiteQueue
 
 MIRRORLINE = [sys.executable, "-m", "engine.cli"]
@@ -57,6 +59,22 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
                 return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last result: {last!r}")
+
+
+async def until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """`eventually` for async tests: polls `check` (plain or async) without blocking the loop."""
+    last: Any = None
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                last = check()
+                if inspect.isawaitable(last):
+                    last = await last
+                if last:
+                    return last
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"condition not met within {seconds}s; last: {last!r}") from None
 
 
 def client_for(server: SeaweedServer) -> Minio:
@@ -265,6 +283,7 @@ class Rig:
 
     pair: Pair
     policy: Policy
+    db: Database
     queue: SQLiteQueue
     source: S3Client
     target: S3Client
@@ -301,9 +320,10 @@ async def rig(pair: Pair, tmp_path: Path) -> AsyncIterator[Rig]:
         origin(pair.source, pair.src_bucket),
         origin(pair.target, pair.dst_bucket),
     )
-    queue = SQLiteQueue(await open_db(tmp_path / "rig.db"))
+    db = await open_db(tmp_path / "rig.db")
+    queue = SQLiteQueue(db)
     try:
-        yield Rig(pair, policy, queue, source, target, ctx)
+        yield Rig(pair, policy, db, queue, source, target, ctx)
     finally:
         await queue.close()
         await source.close()

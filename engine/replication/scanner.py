@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from engine.errors import NotFoundError
+from engine.errors import MirrorlineError, NotFoundError
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.s3.client import ListedVersion, S3Client
@@ -25,9 +25,18 @@ from engine.state.queue import Replica, TaskQueue
 
 @dataclass
 class ScanResult:
+    """What a scan found; for a detector's step, also whether it was full and why it failed."""
+
     keys: int = 0
     versions: int = 0
     enqueued: int = 0
+    full: bool = False
+    error: MirrorlineError | None = None
+
+    def add(self, other: ScanResult) -> None:
+        self.keys += other.keys
+        self.versions += other.versions
+        self.enqueued += other.enqueued
 
 
 def plan_key(
