@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import io
 import itertools
 import json
@@ -10,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +22,20 @@ from minio import Minio
 from minio.error import S3Error
 from minio.versioningconfig import ENABLED, VersioningConfig
 
+from engine.aliases import Alias
 from engine.demo.seaweed import SeaweedServer
+from engine.model import Op
+from engine.policy import Policy
+from engine.replication.transfer import TransferContext, execute
+from engine.s3.client import S3Client
+from engine.state.sqlite.database import Database, open_db
+from engine.state.sqlite.queue import SQLiteQueue
 
 MIRRORLINE = [sys.executable, "-m", "engine.cli"]
 _bucket_numbers = itertools.count(1)
 
 
-S3_FIXTURES = {"servers", "pair"}
+S3_FIXTURES = {"servers", "pair", "rig"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,6 +59,22 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, interval: float 
                 return last
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last result: {last!r}")
+
+
+async def until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """`eventually` for async tests: polls `check` (plain or async) without blocking the loop."""
+    last: Any = None
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                last = check()
+                if inspect.isawaitable(last):
+                    last = await last
+                if last:
+                    return last
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"condition not met within {seconds}s; last: {last!r}") from None
 
 
 def client_for(server: SeaweedServer) -> Minio:
@@ -246,3 +271,60 @@ def pair(servers: tuple[SeaweedServer, SeaweedServer], tmp_path: Path) -> Iterat
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@dataclass
+class Rig:
+    """One policy's engine parts in process (queue, clients, transfer context) on a pair.
+
+    For tests that drive one step at a time (a scan, a claim) and choose what
+    happens in between, against the real servers.
+    """
+
+    pair: Pair
+    policy: Policy
+    db: Database
+    queue: SQLiteQueue
+    source: S3Client
+    target: S3Client
+    ctx: TransferContext
+
+    async def run_queued(self) -> list[Op]:
+        """Carry out every queued task, as a dispatcher would; returns their ops in order."""
+        ops: list[Op] = []
+        while tasks := await self.queue.claim([self.policy.id], 100, 60):
+            await self.queue.complete([await execute(task, self.ctx) for task in tasks])
+            ops += [task.op for task in tasks]
+        return ops
+
+    def target_versions(self, key: str) -> list[str]:
+        listed = self.pair.dst.list_objects(self.pair.dst_bucket, prefix=key, include_version=True)
+        return [v.version_id for v in listed if v.object_name == key]
+
+
+@pytest.fixture
+async def rig(pair: Pair, tmp_path: Path) -> AsyncIterator[Rig]:
+    def client(server: SeaweedServer, name: str) -> S3Client:
+        alias = Alias(name, server.endpoint, server.access_key, server.secret_key)
+        return S3Client.for_alias(alias)
+
+    def origin(server: SeaweedServer, bucket: str) -> str:
+        return f"{server.endpoint.split('//')[1]}/{bucket}"
+
+    policy = Policy("p1", 1, "src", pair.src_bucket, "dst", pair.dst_bucket)  # replicates all
+    source, target = client(pair.source, "src"), client(pair.target, "dst")
+    ctx = TransferContext(
+        policy,
+        source,
+        target,
+        origin(pair.source, pair.src_bucket),
+        origin(pair.target, pair.dst_bucket),
+    )
+    db = await open_db(tmp_path / "rig.db")
+    queue = SQLiteQueue(db)
+    try:
+        yield Rig(pair, policy, db, queue, source, target, ctx)
+    finally:
+        await queue.close()
+        await source.close()
+        await target.close()

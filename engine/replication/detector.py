@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
 from engine.aliases import Alias
@@ -53,6 +53,7 @@ class Detector:
         self.scanned_at: dict[str, float] = {}  # when the last full scan started
         self.scan_count: dict[str, int] = {}
         self.scan_error: dict[str, str] = {}
+        self._full_due: dict[str, float] = {}  # monotonic time the next full scan is due
         self._scanners: dict[str, asyncio.Task[None]] = {}
         self._sweepers: dict[str, asyncio.Task[None]] = {}
         self._hints: dict[str, set[str]] = {}
@@ -73,6 +74,7 @@ class Detector:
         if stopper := self._listeners.pop(pid, None):
             stopper()
         self.scanned_at.pop(pid, None)
+        self._full_due.pop(pid, None)  # started again, it scans in full at once
 
     async def stop_all(self) -> None:
         for stopper in self._listeners.values():
@@ -99,47 +101,57 @@ class Detector:
             self._hints.setdefault(policy_id, set()).add(key)
             self._hint_events[policy_id].set()
 
+    async def sync_once(self, policy: Policy, keys: Collection[str] = ()) -> ScanResult:
+        """One step of change detection: a full scan when one is due, else just `keys`.
+
+        A full scan is due at start, `--scan-interval` after the last one ended (or
+        failed), and when more keys were hinted than one-key scans are worth. A
+        failure is recorded in `scan_error` and logged once while it repeats; the
+        step returns it as `error` rather than raising, so the loop only waits.
+        """
+        pid = policy.id
+        full = time.monotonic() >= self._full_due.get(pid, 0.0) or len(keys) > 100
+        result = ScanResult(full=full)
+        started = time.time()
+        try:
+            for prefix in [None] if full else sorted(keys):
+                result.add(await self._scan(policy, prefix))
+        except MirrorlineError as exc:
+            if self.scan_error.get(pid) != exc.reason:
+                log.warning("scan %s failed: %s", pid, exc)
+            self.scan_error[pid] = exc.reason
+            self._full_due[pid] = time.monotonic() + self.engine.config.scan_interval
+            result.error = exc
+            return result
+        if full:
+            self.scanned_at[pid] = started
+            self.scan_count[pid] = self.scan_count.get(pid, 0) + 1
+            self.scan_error.pop(pid, None)
+            self._full_due[pid] = time.monotonic() + self.engine.config.scan_interval
+            if result.enqueued:
+                log.info(
+                    "scan %s: %d keys, %d versions, %d new tasks",
+                    pid,
+                    result.keys,
+                    result.versions,
+                    result.enqueued,
+                )
+        return result
+
     async def _scan_loop(self, pid: str) -> None:
         self._hint_events[pid] = wake = asyncio.Event()
         self._start_listener(pid)
-        full_due = 0.0
         while True:
             policy = self.engine.policies.get(pid) or await self.engine.store.get(pid)
-            source, target = (
-                self.engine.links[policy.source_alias],
-                self.engine.links[policy.target_alias],
-            )
-            if not (source.online and target.online):
+            ends = (policy.source_alias, policy.target_alias)
+            if not all(self.engine.links[alias].online for alias in ends):
                 await asyncio.sleep(self.engine.config.probe_interval)
                 continue
-            keys = self._hints.pop(pid, set())
-            try:
-                if time.monotonic() >= full_due or len(keys) > 100:
-                    started = time.time()
-                    result = await self._scan(policy)
-                    self.scanned_at[pid] = started
-                    self.scan_count[pid] = self.scan_count.get(pid, 0) + 1
-                    self.scan_error.pop(pid, None)
-                    full_due = time.monotonic() + self.engine.config.scan_interval
-                    if result.enqueued:
-                        log.info(
-                            "scan %s: %d keys, %d versions, %d new tasks",
-                            pid,
-                            result.keys,
-                            result.versions,
-                            result.enqueued,
-                        )
-                else:
-                    for key in sorted(keys):
-                        await self._scan(policy, prefix=key)
-            except MirrorlineError as exc:
-                if self.scan_error.get(pid) != exc.reason:
-                    log.warning("scan %s failed: %s", pid, exc)
-                self.scan_error[pid] = exc.reason
-                full_due = time.monotonic() + self.engine.config.scan_interval
-            wake.clear()
+            wake.clear()  # before taking the hints: one that comes during the step is kept
+            await self.sync_once(policy, self._hints.pop(pid, set()))
+            due = self._full_due.get(pid, 0.0) - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(0.0, full_due - time.monotonic()))
+                await asyncio.wait_for(wake.wait(), max(0.0, due))
 
     async def _scan(self, policy: Policy, prefix: str | None = None) -> ScanResult:
         result = await scan(

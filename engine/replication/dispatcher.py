@@ -132,24 +132,27 @@ class Dispatcher:
     def busy(self) -> bool:
         return bool(self._lines)
 
-    async def run(self) -> None:
-        # Claim in batches: waiting for a quarter of the slots to free up turns one
-        # transaction (and one replica-map lookup) per object into one per batch.
-        batch = max(1, self._workers // 4)
-        while not self._draining:
-            free = self._workers - self._held()
-            policies = self._claimable()
-            if free >= batch or (free > 0 and not self._lines):
-                tasks = await self._queue.claim(policies, free, self._lease)
-                if tasks:
-                    await self._admit(tasks)
-                    continue
-            await self._wait(self._poll)
+    async def claim_once(self) -> int:
+        """Lease what the free slots allow and start it; returns how many tasks were claimed.
 
-    async def _wait(self, seconds: float) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        Claims go in batches: waiting for a quarter of the slots to free up turns one
+        transaction (and one replica-map lookup) per object into one per batch.
+        """
+        batch = max(1, self._workers // 4)
+        free = self._workers - self._held()
+        if self._draining or not (free >= batch or (free > 0 and not self._lines)):
+            return 0
+        tasks = await self._queue.claim(self._claimable(), free, self._lease)
+        if tasks:
+            await self._admit(tasks)
+        return len(tasks)
+
+    async def run(self) -> None:
+        while not self._draining:
+            self._wake.clear()  # before claiming: a wake during the claim is not lost
+            if not await self.claim_once():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
 
     async def _admit(self, tasks: Sequence[Task]) -> None:
         by_policy: dict[str, list[str]] = {}

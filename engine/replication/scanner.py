@@ -3,17 +3,20 @@
 A scan walks three sorted streams in step, a page of keys at a time: the
 source's versions, the target's versions, and the replica map (which source
 version became which target version). `plan_key` decides per key, with no I/O;
-memory stays bounded by one page however large the bucket.
+memory stays bounded by one page however large the bucket. The one decision a
+listing cannot settle alone, that a version is gone at the source, is checked
+against a second listing taken after the map was read (`_confirmed`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from engine.errors import NotFoundError
+from engine.errors import MirrorlineError, NotFoundError
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.s3 import ListedVersion, ObjectStore
@@ -23,9 +26,18 @@ from engine.state.queue import Replica, TaskQueue
 
 @dataclass
 class ScanResult:
+    """What a scan found; for a detector's step, also whether it was full and why it failed."""
+
     keys: int = 0
     versions: int = 0
     enqueued: int = 0
+    full: bool = False
+    error: MirrorlineError | None = None
+
+    def add(self, other: ScanResult) -> None:
+        self.keys += other.keys
+        self.versions += other.versions
+        self.enqueued += other.enqueued
 
 
 def plan_key(
@@ -117,6 +129,31 @@ class _Cursor:
         return out
 
 
+async def _confirmed(
+    tasks: list[NewTask], source: ObjectStore, bucket: str, prefix: str, low: str, high: str | None
+) -> list[NewTask]:
+    """`tasks` less the version deletes whose source version a fresh listing still shows.
+
+    The source page was listed before the replica map was read. A key written in
+    between and copied at once (its event came in) is in the map, not in the page:
+    it looks deleted at the source. A listing taken now, after the map was read,
+    shows every version the map could name unless it really is gone, since
+    version ids are never reused. One listing of the range, only when it has a
+    delete to confirm: a HEAD per version would cost more, and S3 refuses a HEAD
+    of a delete marker's version (405).
+    """
+    listed: set[tuple[str, str]] = set()
+    pages = source.list_versions(bucket, prefix, key_marker=low)
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            listed.update((v.key, v.version_id) for v in page if high is None or v.key <= high)
+            if high is not None and page[-1].key > high:
+                break
+    return [
+        t for t in tasks if t.op is not Op.DELETE_VERSION or (t.key, t.version_id) not in listed
+    ]
+
+
 async def scan(
     policy: Policy,
     source: ObjectStore,
@@ -152,6 +189,8 @@ async def scan(
             tasks += plan_key(
                 policy, key, by_key.get(key, []), on_target.get(key, set()), mapped[key], echoes
             )
+        if any(t.op is Op.DELETE_VERSION for t in tasks):
+            tasks = await _confirmed(tasks, source, policy.source_bucket, prefix, low, high)
         result.enqueued += await queue.enqueue(tasks)
         if high is not None:
             low = high
