@@ -8,19 +8,12 @@ an operator runs when the queue's numbers are in doubt.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from engine.aliases import AliasBook
-from engine.errors import MirrorlineError, UserError
+from engine.checks.report import Difference
+from engine.errors import MirrorlineError
 from engine.policy import Policy
 from engine.s3.client import ListedVersion, S3Client
-
-
-@dataclass(frozen=True)
-class Difference:
-    key: str
-    status: str  # missing | extra | size-differs | content-differs
-    detail: str
 
 
 async def _latest(client: S3Client, bucket: str, prefix: str) -> AsyncIterator[ListedVersion]:
@@ -57,7 +50,7 @@ async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
             async for version in _latest(client, bucket, policy.prefix):
                 found.setdefault(version.key, [None, None])[side] = version
     except MirrorlineError as exc:
-        raise UserError(f"diff {policy.id}: {exc.reason}") from None
+        raise exc.within(f"diff {policy.id}") from None
     finally:
         for client in clients:
             await client.close()
@@ -67,5 +60,5 @@ async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
         status = compare(policy, source, target)
         if status:
             detail = f"source {source.size if source else '-'} B, target {target.size if target else '-'} B"
-            out.append(Difference(key, status, detail))
+            out.append(Difference(policy.id, status, key, detail))
     return out

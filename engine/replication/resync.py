@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from engine.errors import MirrorlineError, NotFoundError, UserError
+from engine.errors import MirrorlineError, MissingError, NotFoundError, UserError
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.replication.dispatcher import Dispatcher
@@ -41,7 +41,6 @@ from engine.state.sqlite.queue import SQLiteQueue
 log = logging.getLogger("mirrorline.resync")
 RUNNING, DONE, FAILED = "running", "done", "failed"
 FRESH = 10.0  # a walk not heard from for this long shows no rate or ETA (engine gone?)
-DEFAULT_PAGE = 1000  # versions listed, compared and checkpointed at a time
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class ResyncStore:
     async def get(self, rid: int) -> Resync:
         rows = await self._db.rows("SELECT * FROM resyncs WHERE id = ?", (rid,))
         if not rows:
-            raise UserError(f"no resync {rid}")
+            raise MissingError(f"no resync {rid}")
         # `resync != 0` spells out the partial index tasks_resync's condition, so it is used.
         sql = "SELECT state, COUNT(*) FROM tasks WHERE resync = ? AND resync != 0 GROUP BY state"
         states = dict(await self._db.rows(sql, (rid,)))
