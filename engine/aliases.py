@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from engine.config import write_private
-from engine.errors import UserError
+from engine.errors import MissingError, UserError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 ENV_PREFIX = "MIRRORLINE_HOST_"
@@ -112,6 +112,11 @@ def from_env_url(name: str, value: str) -> Alias:
     )
 
 
+def unknown_alias(name: str) -> UserError:
+    """A policy names an alias nobody set (a request refers to it: a 422, not a 404)."""
+    return UserError(f"unknown alias {name!r}: add it with `mirrorline alias set`")
+
+
 class AliasBook:
     """The aliases of one state dir plus those from the environment."""
 
@@ -124,6 +129,7 @@ class AliasBook:
                 self._saved = {n: Alias(**a) for n, a in raw.get("aliases", {}).items()}
             except (ValueError, TypeError) as exc:
                 raise UserError(f"{path} is not a valid aliases file: {exc}") from None
+        self._environ = environ
         self._env: dict[str, Alias] = {}
         for key, value in (os.environ if environ is None else environ).items():
             if key.startswith(ENV_PREFIX) and value:
@@ -136,8 +142,12 @@ class AliasBook:
     def get(self, name: str) -> Alias:
         found = self.all().get(name)
         if found is None:
-            raise UserError(f"unknown alias {name!r}: add it with `mirrorline alias set`")
+            raise unknown_alias(name)
         return found
+
+    def fresh(self) -> AliasBook:
+        """The book as its file says now: another process (the CLI) may have changed it."""
+        return AliasBook(self.path, self._environ)
 
     def set(self, alias: Alias) -> None:
         self._saved[alias.name] = replace(alias, from_env=False)
@@ -147,7 +157,7 @@ class AliasBook:
         if name not in self._saved:
             if name in self._env:
                 raise UserError(f"alias {name!r} comes from ${ENV_PREFIX}{name.upper()}; unset it")
-            raise UserError(f"unknown alias {name!r}")
+            raise MissingError(f"unknown alias {name!r}")
         del self._saved[name]
         self._save()
 

@@ -18,6 +18,7 @@ from engine.errors import UserError
 from engine.retry import RetryPolicy
 
 MiB = 1024 * 1024
+DEFAULT_RESYNC_PAGE = 1000  # versions a resync lists, compares and checkpoints at a time
 
 
 def resolve(explicit: str | os.PathLike[str] | None = None) -> Path:

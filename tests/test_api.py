@@ -18,10 +18,21 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.aliases import Alias, AliasBook
+from engine.errors import (
+    BY_KIND,
+    MalformedError,
+    MirrorlineError,
+    MissingError,
+    NotFoundError,
+    TransientError,
+    UserError,
+)
 from engine.model import NewTask, Op
 from engine.policy import Policy
+from engine.service import Service
 from engine.service.http import create_app
 from engine.service.local import LocalService
+from engine.service.remote import RemoteService, error_of
 from engine.state import open_state
 from tests.conftest import Pair, eventually, make_bucket
 
@@ -32,6 +43,11 @@ ENDPOINTS = [
     ("GET", "/v1/policies", None),
     ("POST", "/v1/policies", {"source": "a/b", "target": "c/d"}),
     ("DELETE", "/v1/policies/p1", None),
+    ("GET", "/v1/policies/p1", None),
+    ("PUT", "/v1/policies/p1", {"source": "a/b", "target": "c/d"}),
+    ("POST", "/v1/policies/p1/enabled", {"enabled": False}),
+    ("GET", "/v1/policies/p1/diff", None),
+    ("POST", "/v1/policies/p1/verify", {}),
     ("GET", "/v1/tasks?state=failed", None),
     ("GET", "/v1/transfers", None),
     ("GET", "/v1/history?since=0", None),
@@ -39,6 +55,12 @@ ENDPOINTS = [
     ("POST", "/v1/resume", {}),
     ("POST", "/v1/retry", {"all": True}),
     ("GET", "/v1/audit", None),
+    ("GET", "/v1/resync", None),
+    ("POST", "/v1/resync", {"policy": "p1"}),
+    ("POST", "/v1/resync/cancel", {"policies": ["p1"]}),
+    ("DELETE", "/v1/resync/p1", None),
+    ("GET", "/v1/aliases", None),
+    ("DELETE", "/v1/aliases/src", None),
     ("POST", "/v1/events/minio", {"Records": []}),
     ("GET", "/metrics", None),
 ]
@@ -99,7 +121,7 @@ async def test_every_endpoint_requires_the_token(
     resp = await client.request(method, path, json=body, headers=headers)
     assert resp.status_code == 401
     assert resp.headers["www-authenticate"] == "Bearer"
-    assert set(resp.json()) == {"error"}
+    assert set(resp.json()) == {"error", "kind"}
 
 
 async def test_metrics_can_be_public(tmp_path: Path) -> None:
@@ -178,6 +200,24 @@ async def test_metrics_can_be_public(tmp_path: Path) -> None:
             "exists",
         ),
         ("DELETE", "/v1/policies/nope", None, 404, "no policy with id"),
+        ("GET", "/v1/policies/nope", None, 404, "no policy with id"),
+        ("GET", "/v1/policies/nope/diff", None, 404, "no policy with id"),
+        ("POST", "/v1/policies/nope/verify", {}, 404, "no policy with id"),
+        ("POST", "/v1/policies/p1/verify", {"sample": 0}, 422, "sample must be at least"),
+        ("POST", "/v1/policies/p1/verify", {"sample": "3"}, 400, "'sample' must be a int"),
+        ("POST", "/v1/policies/p1/verify", {"concurrency": 999}, 422, "concurrency must be"),
+        ("POST", "/v1/policies/p1/verify", {"seeds": 1}, 400, "unknown field 'seeds'"),
+        ("DELETE", "/v1/aliases/nope", None, 404, "unknown alias 'nope'"),
+        ("DELETE", "/v1/aliases/src", None, 422, "used by policy p1"),
+        ("POST", "/v1/resync", {}, 400, "either 'policy' or 'policies'"),
+        ("POST", "/v1/resync", {"policy": "p1", "policies": ["p1"]}, 400, "either 'policy'"),
+        ("POST", "/v1/resync", {"policies": ["p1", 3]}, 400, "list of policy ids"),
+        ("POST", "/v1/resync", {"policies": ["p1"], "page_size": 0}, 422, "page size"),
+        ("POST", "/v1/resync", {"policies": ["p1", "nope"]}, 404, "no policy with id 'nope'"),
+        ("POST", "/v1/resync", {"policy": "p1", "pages": 1}, 400, "unknown field 'pages'"),
+        ("POST", "/v1/resync/cancel", {}, 400, "'policies' is required"),
+        ("POST", "/v1/resync/cancel", {"policies": ["p1"]}, 422, "no resync running"),
+        ("DELETE", "/v1/resync/nope", None, 404, "no policy with id"),
         ("GET", "/v1/tasks?state=broken", None, 422, "unknown task state"),
         ("GET", "/v1/tasks?limit=many", None, 400, "'limit' must be a number"),
         ("GET", "/v1/tasks?limit=0", None, 422, "limit must be between"),
@@ -209,9 +249,11 @@ async def test_malformed_input_gets_a_message_and_changes_nothing(
     resp = await client.request(method, path, content=raw, json=None if raw else body)
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]
+    if status != 405:  # a route's method, not one of our errors
+        assert BY_KIND[resp.json()["kind"]].status == status
     assert "Traceback" not in resp.text and SECRET not in resp.text
     assert [p.public() for p in await service.policies()] == before
-    assert await service.audit() == []
+    assert await service.audit() == [] and await service.resyncs() == []
 
 
 async def test_tasks_page_through_failures_with_a_cursor(
@@ -441,8 +483,13 @@ def test_driven_over_http_with_secrets_kept_out(pair: Pair) -> None:
     assert families["mirrorline_replication_bandwidth_limit_bytes"].samples[0].value == 50 * 1024**2
 
     audit = api.get("/v1/audit")
-    assert [a["action"] for a in reversed(audit)] == ["add-policy", "pause", "resume"]
-    assert all(a["actor"] == "api" for a in audit)
+    assert [(a["action"], a["actor"]) for a in reversed(audit)] == [
+        ("alias", "cli"),  # the fixture's `alias set src` and `alias set dst`
+        ("alias", "cli"),
+        ("add-policy", "api"),
+        ("pause", "api"),
+        ("resume", "api"),
+    ]
     for path in ("/v1/policies", "/v1/transfers", "/v1/tasks", "/v1/history"):
         api.get(path)
     resp = api.http.delete("/v1/policies/web")
@@ -476,6 +523,8 @@ def test_cli_connects_to_a_remote_engine(pair: Pair) -> None:
     eventually(lambda: pair.target_latest() == {"held.txt": b"held"}, 60)
     audit = api.get("/v1/audit")
     assert [(a["action"], a["actor"]) for a in reversed(audit)] == [
+        ("alias", "cli"),
+        ("alias", "cli"),
         ("add-policy", "cli"),
         ("pause", "api"),
         ("resume", "api"),
@@ -512,3 +561,79 @@ async def test_resync_endpoints_start_list_and_cancel(
     assert (await client.post("/v1/resync", json={})).status_code == 400
     assert (await client.post("/v1/resync", json={"policy": "nope"})).status_code == 404
     assert [a.action for a in reversed(await service.audit())] == ["resync", "cancel-resync"]
+
+
+# -- RemoteService: the same values and the same error classes as in process ---------------
+
+
+@pytest.fixture
+async def remote(app_client: tuple[httpx.AsyncClient, LocalService]) -> AsyncIterator[Service]:
+    _, service = app_client
+    transport = httpx.ASGITransport(app=create_app(service, TOKEN))
+    client = RemoteService("http://api", TOKEN, transport=transport)
+    yield client
+    await client.close()
+
+
+async def test_remote_errors_come_back_as_the_class_raised_in_the_engine(
+    app_client: tuple[httpx.AsyncClient, LocalService], remote: Service
+) -> None:
+    _, service = app_client
+    service.book.set(Alias("dst", "http://127.0.0.1:1", "key", SECRET))
+    for side in (service, remote):
+        with pytest.raises(MissingError, match="no policy with id 'nope'"):
+            await side.policy("nope")
+        with pytest.raises(MissingError, match="unknown alias 'ghost'"):
+            await side.remove_alias("ghost")
+        with pytest.raises(UserError, match="used by policy p1") as used:
+            await side.remove_alias("src")
+        assert type(used.value) is UserError
+        # alias src points at a closed port: the listing fails, retryably, on both sides
+        with pytest.raises(TransientError, match=r"^diff p1: ") as down:
+            await side.diff("p1")
+        assert down.value.retryable
+        with pytest.raises(TransientError, match=r"^verify p1: "):
+            await side.verify("p1", sample=1)
+    assert await service.audit() == []
+
+
+def test_an_error_from_another_server_is_classed_by_its_status() -> None:
+    def error(status: int, data: Any) -> MirrorlineError:
+        return error_of(status, data, "the engine at http://x")
+
+    assert type(error(503, None)) is TransientError
+    assert error(502, None).reason == "the engine at http://x answered HTTP 502"
+    assert type(error(502, {"error": "bad gateway"})) is TransientError
+    assert type(error(500, {})) is MirrorlineError
+    assert type(error(404, {"error": "gone"})) is MissingError
+    assert type(error(400, [])) is MalformedError
+    assert type(error(409, {"error": "conflict"})) is UserError
+    assert error(404, {"error": "gone", "kind": "not-found"}).reason == "gone"
+    assert type(error(404, {"error": "gone", "kind": "not-found"})) is NotFoundError
+
+
+def test_each_error_class_has_its_own_kind() -> None:
+    assert len(BY_KIND) == 7
+    assert all(cls.kind == kind for kind, cls in BY_KIND.items())
+    assert BY_KIND["retryable"].retryable and not BY_KIND["user"].retryable
+
+
+async def test_remote_resyncs_start_all_or_none_and_are_audited_as_api(
+    app_client: tuple[httpx.AsyncClient, LocalService], remote: Service
+) -> None:
+    _, service = app_client
+    await service.store.add(Policy("p2", 2, "src", "bucket-a", "dst", "bucket-c"))
+    (first,) = await remote.start_resync("p2", page_size=10)
+    assert (first["policy"], first["state"], first["page_size"]) == ("p2", "running", 10)
+    with pytest.raises(UserError, match="policy p2 is already running"):
+        await remote.start_resync("p1", "p2")
+    assert [r["policy"] for r in await remote.resyncs()] == ["p2"]  # p1 did not start
+    both = await remote.start_resync("p1")
+    assert await remote.cancel_resync("p1", "p2") == sorted([first["id"], both[0]["id"]])
+    with pytest.raises(UserError, match="no resync running for policy p1, p2"):
+        await remote.cancel_resync("p1", "p2")
+    assert [(a.action, a.actor) for a in reversed(await remote.audit())] == [
+        ("resync", "api"),
+        ("resync", "api"),
+        ("cancel-resync", "api"),
+    ]

@@ -7,21 +7,13 @@ an operator runs when the queue's numbers are in doubt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from engine.aliases import AliasBook
-from engine.errors import MirrorlineError, UserError
+from engine.checks.report import Difference
+from engine.errors import MirrorlineError
 from engine.policy import Policy
 from engine.s3 import ListedVersion
 from engine.s3.client import S3Client
 from engine.s3.listing import latest
-
-
-@dataclass(frozen=True)
-class Difference:
-    key: str
-    status: str  # missing | extra | size-differs | content-differs
-    detail: str
 
 
 def compare(policy: Policy, source: ListedVersion | None, target: ListedVersion | None) -> str:
@@ -52,7 +44,7 @@ async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
                 if not version.is_delete_marker:
                     found.setdefault(version.key, [None, None])[side] = version
     except MirrorlineError as exc:
-        raise UserError(f"diff {policy.id}: {exc.reason}") from None
+        raise exc.within(f"diff {policy.id}") from None
     finally:
         for client in clients:
             await client.close()
@@ -62,5 +54,5 @@ async def diff_policy(policy: Policy, book: AliasBook) -> list[Difference]:
         status = compare(policy, source, target)
         if status:
             detail = f"source {source.size if source else '-'} B, target {target.size if target else '-'} B"
-            out.append(Difference(key, status, detail))
+            out.append(Difference(policy.id, status, key, detail))
     return out

@@ -16,17 +16,12 @@ import asyncio
 import hashlib
 import random
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from engine.aliases import AliasBook
-from engine.errors import (
-    MirrorlineError,
-    NotFoundError,
-    TransientError,
-    UserError,
-    first_error,
-)
+from engine.checks.report import Difference, PolicyReport
+from engine.errors import MirrorlineError, NotFoundError, TransientError, first_error
 from engine.policy import Policy, format_tags
 from engine.s3 import ListedVersion, ObjectStore
 from engine.s3.client import S3Client
@@ -46,22 +41,6 @@ class Copy:
     headers: dict[str, str]
     metadata: dict[str, str]
     tags: dict[str, str]
-
-
-@dataclass(frozen=True)
-class Difference:
-    policy: str
-    status: str  # missing | differs | extra
-    key: str
-    detail: str
-
-
-@dataclass
-class PolicyReport:
-    policy: Policy
-    checked: int = 0
-    skipped: int = 0  # not expected on the target (tag filter) or gone while we looked
-    differences: list[Difference] = field(default_factory=list)
 
 
 def comparable(
@@ -163,7 +142,7 @@ class _Verifier:
         self, policy: Policy, source: ObjectStore, target: ObjectStore, concurrency: int
     ) -> None:
         self.policy, self.source, self.target = policy, source, target
-        self.report = PolicyReport(policy)
+        self.report = PolicyReport(policy.id, policy.source, policy.target)
         self._slots = asyncio.Semaphore(concurrency)
 
     def differ(self, status: str, key: str, detail: str) -> None:
@@ -258,7 +237,7 @@ async def verify_policy(
             chosen = await reservoir(covered(), sample, rng or random.Random())
             await verifier.run(_each(sorted(chosen, key=lambda v: v.key)))
     except* MirrorlineError as group:
-        raise UserError(f"verify {policy.id}: {first_error(group).reason}") from None
+        raise first_error(group).within(f"verify {policy.id}") from None
     finally:
         for client in clients:
             await client.close()

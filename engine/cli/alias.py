@@ -1,15 +1,17 @@
-"""`mirrorline alias set | ls | rm`."""
+"""`mirrorline alias set | ls | rm`.
+
+`set` works on the local state dir only: the API takes no secrets in, as it
+shows none. `ls` and `rm` also work on a running engine (--connect).
+"""
 
 from __future__ import annotations
 
 import click
 
-from engine.aliases import Alias, AliasBook, validate_name, validate_url
-from engine.checks.endpoints import check_alias
-from engine.cli.context import Context, run_async
+from engine.aliases import Alias, validate_name, validate_url
+from engine.cli.context import Context, remote_options, with_local, with_service
 from engine.cli.output import emit_json, table
 from engine.errors import UserError
-from engine.state import open_state
 
 
 @click.group()
@@ -50,19 +52,17 @@ def alias_set(
         insecure=insecure,
         ca_file=ca_file or "",
     )
-    book = AliasBook(ctx.aliases_path)
-    if not no_check:
-        run_async(check_alias(entry))
-    book.set(entry)
+    with_local(ctx, lambda service: service.set_alias(entry, check=not no_check))
     click.echo(f"Added `{name}` successfully.")
 
 
 @alias.command("ls")
 @click.option("--json", "as_json", is_flag=True)
+@remote_options
 @click.pass_obj
-def alias_ls(ctx: Context, as_json: bool) -> None:
+def alias_ls(ctx: Context, as_json: bool, connect: str | None, token: str | None) -> None:
     """List aliases (secrets masked)."""
-    entries = [a.public() for _, a in sorted(AliasBook(ctx.aliases_path).all().items())]
+    entries = with_service(ctx, connect, token, lambda service: service.aliases())
     if as_json:
         emit_json(entries)
         return
@@ -77,28 +77,9 @@ def alias_ls(ctx: Context, as_json: bool) -> None:
 
 @alias.command("rm")
 @click.argument("name")
+@remote_options
 @click.pass_obj
-def alias_rm(ctx: Context, name: str) -> None:
+def alias_rm(ctx: Context, name: str, connect: str | None, token: str | None) -> None:
     """Remove alias NAME (refused while a policy uses it)."""
-    book = AliasBook(ctx.aliases_path)
-    entry = book.all().get(name)
-    if entry is None or entry.from_env:
-        book.remove(name)  # raises the right one-line error: unknown, or set by the environment
-    if ctx.db_path.exists():
-        users = run_async(_policies_using(ctx, name))
-        if users:
-            raise UserError(
-                f"alias {name!r} is used by policy {', '.join(users)}: remove those first"
-            )
-    book.remove(name)
+    with_service(ctx, connect, token, lambda service: service.remove_alias(name))
     click.echo(f"Removed `{name}` successfully.")
-
-
-async def _policies_using(ctx: Context, name: str) -> list[str]:
-    state = await open_state(ctx.db_path)
-    try:
-        return [
-            p.id for p in await state.policies.all() if name in (p.source_alias, p.target_alias)
-        ]
-    finally:
-        await state.close()

@@ -1,23 +1,29 @@
-"""`mirrorline replicate verify`: read both copies and say exactly what differs.
+"""`mirrorline replicate diff | verify`: compare both buckets and say exactly what differs.
 
-Exit status follows `replicate diff`: 0 all match, 1 differences found, 2 any
-error, including a mistyped option, since 1 already means "differences".
+diff compares listings, verify reads both copies; both run where the service
+runs (on the engine's host with --connect). Exit status: 0 all match, 1
+differences found, 2 any error, including a mistyped option, since 1 already
+means "differences".
 """
 
 from __future__ import annotations
 
-import random
 import sys
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from engine.checks.verify import PolicyReport, verify_policy
-from engine.cli.context import Context
+from engine.aliases import unknown_alias
+from engine.checks.report import Difference, PolicyReport
+from engine.cli.context import Context, remote_options, with_service
 from engine.cli.output import emit_json
-from engine.cli.policies import State, replicate, select, with_state
+from engine.cli.policies import replicate, select
 from engine.errors import MirrorlineError
 from engine.policy import parse_path
+from engine.service import Service
+
+T = TypeVar("T")
 
 
 def _fail(message: str) -> NoReturn:
@@ -37,8 +43,57 @@ class _Command(click.Command):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx else "mirrorline replicate verify"
+            where = exc.ctx.command_path if exc.ctx else f"mirrorline replicate {self.name}"
             _fail(f"{' '.join(exc.format_message().split())} (see `{where} --help`)")
+
+
+def _compared(
+    ctx: Context,
+    connect: str | None,
+    token: str | None,
+    work: Callable[[Service], Awaitable[T]],
+) -> T:
+    """`work` on the service; any failure is exit 2."""
+    try:
+        return with_service(ctx, connect, token, work)
+    except MirrorlineError as exc:
+        _fail(exc.reason)
+
+
+@replicate.command("diff", cls=_Command)
+@click.argument("path", metavar="ALIAS/BUCKET")
+@click.option("--id", "policy_id")
+@click.option("--json", "as_json", is_flag=True)
+@remote_options
+@click.pass_obj
+def diff(
+    ctx: Context,
+    path: str,
+    policy_id: str | None,
+    as_json: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
+    """Compare source and target listings, independently of the queue.
+
+    Exit status: 0 in sync, 1 differences found, 2 error.
+    """
+
+    async def work(service: Service) -> list[Difference]:
+        found: list[Difference] = []
+        for policy in select(await service.policies(), path, policy_id):
+            found += await service.diff(policy.id)
+        return found
+
+    result = _compared(ctx, connect, token, work)
+    if as_json:
+        emit_json([d.__dict__ for d in result])
+    else:
+        for d in result:
+            click.echo(f"{d.policy}  {d.status:<16} {d.key}  {d.detail}")
+        if not result:
+            click.echo("In sync.")
+    raise SystemExit(1 if result else 0)
 
 
 @replicate.command("verify", cls=_Command)
@@ -59,6 +114,7 @@ class _Command(click.Command):
     help="Keys compared at once (each reads its source and target copy).",
 )
 @click.option("--json", "as_json", is_flag=True)
+@remote_options
 @click.pass_obj
 def verify(
     ctx: Context,
@@ -68,6 +124,8 @@ def verify(
     seed: int | None,
     concurrency: int,
     as_json: bool,
+    connect: str | None,
+    token: str | None,
 ) -> None:
     """Download source and target copies and compare content (SHA-256), size,
     copied headers, user metadata and tags.
@@ -76,24 +134,17 @@ def verify(
     source (when the policy replicates delete markers); --sample checks source
     keys only. Exit status: 0 all match, 1 differences found, 2 error.
     """
-    rng = random.Random(seed)
 
-    async def work(state: State) -> list[PolicyReport]:
+    async def work(service: Service) -> list[PolicyReport]:
         alias, _ = parse_path(path, "ALIAS/BUCKET")
-        state.book.get(alias)  # "unknown alias" says more than "no policy"
-        reports = []
-        for policy in select(await state.store.all(), path, policy_id):
-            reports.append(
-                await verify_policy(
-                    policy, state.book, sample=sample, rng=rng, concurrency=concurrency
-                )
-            )
-        return reports
+        if alias not in {a["name"] for a in await service.aliases()}:
+            raise unknown_alias(alias)  # says more than "no policy"
+        return [
+            await service.verify(policy.id, sample, seed, concurrency)
+            for policy in select(await service.policies(), path, policy_id)
+        ]
 
-    try:
-        reports: list[PolicyReport] = with_state(ctx, work)
-    except MirrorlineError as exc:
-        _fail(exc.reason)
+    reports = _compared(ctx, connect, token, work)
     checked = sum(r.checked for r in reports)
     skipped = sum(r.skipped for r in reports)
     differences = [d for r in reports for d in r.differences]
@@ -106,9 +157,9 @@ def verify(
                 "sample": sample,
                 "policies": [
                     {
-                        "id": r.policy.id,
-                        "source": r.policy.source,
-                        "target": r.policy.target,
+                        "id": r.policy,
+                        "source": r.source,
+                        "target": r.target,
                         "checked": r.checked,
                         "differ": len(r.differences),
                         "skipped": r.skipped,

@@ -1,18 +1,27 @@
-"""What every sub-command shares: the state dir, an event loop, one-line errors."""
+"""What every sub-command shares: the state dir, a service, one-line errors.
+
+Every command works through `Service`: on the state dir (`LocalService`, the
+audit log's actor `cli`) or, with --connect, on a running engine's HTTP API
+(`RemoteService`, actor `api`). Nothing here opens the database itself.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
 from engine.errors import MirrorlineError
+from engine.service import Service
+from engine.service.local import LocalService
+from engine.service.remote import RemoteService
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Service)
 
 
 class Context:
@@ -21,17 +30,50 @@ class Context:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
 
-    @property
-    def aliases_path(self) -> Path:
-        return self.state_dir / "aliases.json"
-
-    @property
-    def db_path(self) -> Path:
-        return self.state_dir / "mirrorline.db"
-
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def _using(opened: Callable[[], Awaitable[S]], work: Callable[[S], Awaitable[T]]) -> T:
+    async def go() -> T:
+        service = await opened()
+        try:
+            return await work(service)
+        finally:
+            await service.close()
+
+    return run_async(go())
+
+
+def with_local(ctx: Context, work: Callable[[LocalService], Awaitable[T]]) -> T:
+    """Run `work` on the state dir: for what only a local service does (`alias set`)."""
+    return _using(lambda: LocalService.open(ctx.state_dir), work)
+
+
+def with_service(
+    ctx: Context, connect: str | None, token: str | None, work: Callable[[Service], Awaitable[T]]
+) -> T:
+    """Run `work` on the engine at `connect` (HTTP API), or on the local state dir."""
+    if not connect:
+        return with_local(ctx, work)
+
+    async def remote() -> Service:
+        return RemoteService(connect, token or "")
+
+    return _using(remote, work)
+
+
+def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--connect/--token: act on a running engine over its HTTP API instead of the state dir."""
+    fn = click.option(
+        "--token",
+        envvar="MIRRORLINE_TOKEN",
+        help="The engine's API token (default: $MIRRORLINE_TOKEN).",
+    )(fn)
+    return click.option(
+        "--connect", metavar="URL", help="A running engine's API, e.g. http://host:7480."
+    )(fn)
 
 
 # click >= 8.2 raises this (a UsageError) for a bare group; its "message" is the help.
@@ -43,7 +85,7 @@ def _usage_failure(exc: click.UsageError) -> NoReturn:
     where = exc.ctx.command_path if exc.ctx else "mirrorline"
     message = " ".join(exc.format_message().split())
     click.echo(f"mirrorline: error: {message} (see `{where} --help`)", err=True)
-    sys.exit(2 if where.endswith("replicate diff") else 1)
+    sys.exit(1)
 
 
 class Group(click.Group):
@@ -62,7 +104,7 @@ class Group(click.Group):
             return super().invoke(ctx)
         except MirrorlineError as exc:
             click.echo(f"mirrorline: error: {exc.reason}", err=True)
-            sys.exit(getattr(exc, "exit_code", 1))
+            sys.exit(1)
         except _NO_ARGS_IS_HELP:
             raise  # a bare group: click shows its help
         except click.UsageError as exc:

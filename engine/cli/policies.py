@@ -1,80 +1,18 @@
-"""`mirrorline replicate ...`: policies, and a look at how replication is doing."""
+"""`mirrorline replicate add | update | rm | ls`: the policies."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 import click
 
-from engine.aliases import AliasBook
-from engine.checks.endpoints import check_policy
-from engine.cli.context import Context, run_async
+from engine.cli.context import Context, remote_options, with_service
 from engine.cli.output import emit_json, size, table
-from engine.errors import UserError
-from engine.policy import (
-    OPERATIONS,
-    Policy,
-    format_tags,
-    parse_bandwidth,
-    parse_id,
-    parse_path,
-    parse_prefix,
-    parse_replicate,
-    parse_tags,
-)
+from engine.errors import MissingError, UserError
+from engine.policy import OPERATIONS, Policy, format_tags, parse_id, parse_path
 from engine.service import PolicySpec, Service
-from engine.service.local import LocalService
-from engine.service.remote import RemoteService
-from engine.state import TaskQueue, open_state
-from engine.state.stores import PolicyStore
-
-T = TypeVar("T")
-
-
-@dataclass
-class State:
-    store: PolicyStore
-    queue: TaskQueue
-    book: AliasBook
-
-
-@asynccontextmanager
-async def opened(ctx: Context) -> AsyncIterator[State]:
-    state = await open_state(ctx.db_path)
-    try:
-        yield State(state.policies, state.queue, AliasBook(ctx.aliases_path))
-    finally:
-        await state.close()
-
-
-def with_state(ctx: Context, work: Callable[[State], Any]) -> Any:
-    async def go() -> Any:
-        async with opened(ctx) as state:
-            return await work(state)
-
-    return run_async(go())
-
-
-def with_service(
-    ctx: Context, connect: str | None, token: str | None, work: Callable[[Service], Awaitable[T]]
-) -> T:
-    """Run `work` on the engine at `connect` (HTTP API), or on the local state dir."""
-
-    async def go() -> T:
-        service: Service = (
-            RemoteService(connect, token or "")
-            if connect
-            else await LocalService.open(ctx.state_dir)
-        )
-        try:
-            return await work(service)
-        finally:
-            await service.close()
-
-    return run_async(go())
 
 
 class Named(Protocol):
@@ -100,7 +38,7 @@ def select(policies: list[N], path: str | None, policy_id: str | None) -> list[N
     if policy_id:
         chosen = [p for p in chosen if p.id == policy_id]
         if not chosen:
-            raise UserError(f"no policy with id {policy_id!r}")
+            raise MissingError(f"no policy with id {policy_id!r}")
     return chosen
 
 
@@ -137,6 +75,7 @@ def policy_options(add: bool) -> Callable[[Callable[..., Any]], Callable[..., An
 @policy_options(add=True)
 @click.option("--id", "policy_id", help="Policy id (default: generated).")
 @click.option("--disable", is_flag=True, help="Add the policy disabled.")
+@remote_options
 @click.pass_obj
 def add(
     ctx: Context,
@@ -149,6 +88,8 @@ def add(
     bandwidth: str | None,
     policy_id: str | None,
     disable: bool,
+    connect: str | None,
+    token: str | None,
 ) -> None:
     """Replicate ALIAS/BUCKET to --remote-target."""
     source_alias, source_bucket = parse_path(path, "source")
@@ -169,7 +110,7 @@ def add(
         bandwidth=bandwidth or "",
         enabled=not disable,
     )
-    policy = with_service(ctx, None, None, lambda service: service.add_policy(spec))
+    policy = with_service(ctx, connect, token, lambda service: service.add_policy(spec))
     click.echo(f"Replication policy {policy.id} added: {policy.source} -> {policy.target}")
 
 
@@ -177,6 +118,7 @@ def add(
 @click.option("--id", "policy_id", required=True)
 @policy_options(add=False)
 @click.option("--state", type=click.Choice(["enable", "disable"]))
+@remote_options
 @click.pass_obj
 def update(
     ctx: Context,
@@ -188,36 +130,30 @@ def update(
     replicate_ops: str | None,
     bandwidth: str | None,
     state: str | None,
+    connect: str | None,
+    token: str | None,
 ) -> None:
     """Change a policy; options left out keep their value."""
+    if remote_target is not None:
+        remote_target = "/".join(parse_path(remote_target, "--remote-target"))
+    given = {
+        "target": remote_target,
+        "priority": priority,
+        "prefix": prefix,
+        "tags": tags,
+        "replicate": replicate_ops,
+        "bandwidth": bandwidth,
+        "enabled": None if state is None else state == "enable",
+    }
+    changes = {name: value for name, value in given.items() if value is not None}
+    if not changes:
+        raise UserError("nothing to update: give at least one option")
 
-    async def work(st: State) -> Policy:
-        old = await st.store.get(policy_id)
-        changes: dict[str, Any] = {}
-        if remote_target is not None:
-            changes["target_alias"], changes["target_bucket"] = parse_path(
-                remote_target, "--remote-target"
-            )
-        if priority is not None:
-            changes["priority"] = priority
-        if prefix is not None:
-            changes["prefix"] = parse_prefix(prefix)
-        if tags is not None:
-            changes["tags"] = parse_tags(tags)
-        if replicate_ops is not None:
-            changes["replicate"] = parse_replicate(replicate_ops)
-        if bandwidth is not None:
-            changes["bandwidth"] = parse_bandwidth(bandwidth)
-        if state is not None:
-            changes["enabled"] = state == "enable"
-        if not changes:
-            raise UserError("nothing to update: give at least one option")
-        new = replace(old, **changes)
-        if remote_target is not None:
-            await check_policy(new, st.book)
-        return await st.store.update(new)
+    async def work(service: Service) -> Policy:
+        old = PolicySpec.of(await service.policy(policy_id))
+        return await service.update_policy(policy_id, replace(old, **changes))
 
-    policy = with_state(ctx, work)
+    policy = with_service(ctx, connect, token, work)
     click.echo(f"Replication policy {policy.id} updated.")
 
 
@@ -225,8 +161,16 @@ def update(
 @click.option("--id", "policy_id")
 @click.option("--all", "remove_all", is_flag=True)
 @click.option("--force", is_flag=True, help="Required with --all.")
+@remote_options
 @click.pass_obj
-def rm(ctx: Context, policy_id: str | None, remove_all: bool, force: bool) -> None:
+def rm(
+    ctx: Context,
+    policy_id: str | None,
+    remove_all: bool,
+    force: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
     """Remove a policy (--id) or all of them (--all --force), with their queued tasks."""
     if bool(policy_id) == remove_all:
         raise UserError("give exactly one of --id ID or --all")
@@ -239,21 +183,20 @@ def rm(ctx: Context, policy_id: str | None, remove_all: bool, force: bool) -> No
             await service.remove_policy(pid)
         return ids
 
-    for pid in with_service(ctx, None, None, work):
+    for pid in with_service(ctx, connect, token, work):
         click.echo(f"Replication policy {pid} removed.")
 
 
 @replicate.command("ls")
 @click.argument("path", required=False, metavar="[ALIAS/BUCKET]")
 @click.option("--json", "as_json", is_flag=True)
+@remote_options
 @click.pass_obj
-def ls(ctx: Context, path: str | None, as_json: bool) -> None:
+def ls(
+    ctx: Context, path: str | None, as_json: bool, connect: str | None, token: str | None
+) -> None:
     """List policies."""
-
-    async def work(state: State) -> list[Policy]:
-        return select(await state.store.all(), path, None)
-
-    policies = with_state(ctx, work)
+    policies = select(with_service(ctx, connect, token, lambda s: s.policies()), path, None)
     if as_json:
         emit_json([p.public() for p in policies])
         return
@@ -265,7 +208,7 @@ def ls(ctx: Context, path: str | None, as_json: bool) -> None:
                 p.priority,
                 p.source,
                 p.target,
-                state_label(p, False),
+                _setting(p),
                 p.prefix or "-",
                 format_tags(p.tags) or "-",
                 ",".join(sorted(p.replicate)) or "-",
@@ -276,9 +219,8 @@ def ls(ctx: Context, path: str | None, as_json: bool) -> None:
     )
 
 
-def state_label(policy: Policy, engine_paused: bool) -> str:
+def _setting(policy: Policy) -> str:
+    """How the policy is set (the snapshot's state says how it runs: `replicate status`)."""
     if not policy.enabled:
         return "disabled"
-    if policy.paused or engine_paused:
-        return "paused"
-    return "enabled"
+    return "paused" if policy.paused else "enabled"

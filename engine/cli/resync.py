@@ -1,43 +1,41 @@
 """`mirrorline replicate resync start|status|cancel`: re-walk a bucket, like `mc replicate resync`.
 
-The CLI only writes and reads the `resyncs` table; the running engine does the
-walk (engine/resync.py) and picks up a start or a cancel within a second.
+The command only starts, reads and cancels resyncs through the service; the
+running engine does the walk (engine/replication/resync.py) and picks up a
+start or a cancel within a second.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import click
 
-from engine.cli.context import Context, run_async
+from engine.cli.context import Context, remote_options, with_service
 from engine.cli.output import age, emit_json, table
 from engine.cli.policies import replicate, select
-from engine.policy import Policy
-from engine.replication.resync import DEFAULT_PAGE
-from engine.state import open_state
-from engine.state.stores import Resync, ResyncStore
+from engine.config import DEFAULT_RESYNC_PAGE
+from engine.service import Service
 
 T = TypeVar("T")
 
 
-def _with_resyncs(
+def _for_policies(
     ctx: Context,
     path: str,
     policy_id: str | None,
-    work: Callable[[list[Policy], ResyncStore], Awaitable[T]],
+    connect: str | None,
+    token: str | None,
+    work: Callable[[Service, list[str]], Awaitable[T]],
 ) -> T:
-    async def go() -> T:
-        state = await open_state(ctx.db_path)
-        try:
-            policies = select(await state.policies.all(), path, policy_id)
-            return await work(policies, state.resyncs)
-        finally:
-            await state.close()
+    """`work` on the ids of the bucket's policies (or of the one --id names)."""
 
-    return run_async(go())
+    async def go(service: Service) -> T:
+        chosen = select(await service.policies(), path, policy_id)
+        return await work(service, [p.id for p in chosen])
+
+    return with_service(ctx, connect, token, go)
 
 
 @replicate.group("resync")
@@ -51,12 +49,20 @@ def resync() -> None:
 @click.option(
     "--page-size",
     type=click.IntRange(1, 1000),
-    default=DEFAULT_PAGE,
+    default=DEFAULT_RESYNC_PAGE,
     show_default=True,
     help="Versions listed, compared and checkpointed at a time.",
 )
+@remote_options
 @click.pass_obj
-def start(ctx: Context, path: str, policy_id: str | None, page_size: int) -> None:
+def start(
+    ctx: Context,
+    path: str,
+    policy_id: str | None,
+    page_size: int,
+    connect: str | None,
+    token: str | None,
+) -> None:
     """Compare every object with the target and re-queue what differs.
 
     Ignores the replica map and the existing-objects setting: what counts is what
@@ -64,11 +70,11 @@ def start(ctx: Context, path: str, policy_id: str | None, page_size: int) -> Non
     a restart.
     """
 
-    async def work(policies: list[Policy], store: ResyncStore) -> list[Resync]:
-        return await store.start([p.id for p in policies], page_size)
+    async def work(service: Service, ids: list[str]) -> list[dict[str, object]]:
+        return await service.start_resync(*ids, page_size=page_size)
 
-    for r in _with_resyncs(ctx, path, policy_id, work):
-        click.echo(f"Resync {r.id} of policy {r.policy} started.")
+    for r in _for_policies(ctx, path, policy_id, connect, token, work):
+        click.echo(f"Resync {r['id']} of policy {r['policy']} started.")
     click.echo(f"The engine picks it up; see `mirrorline replicate resync status {path}`.")
 
 
@@ -76,16 +82,22 @@ def start(ctx: Context, path: str, policy_id: str | None, page_size: int) -> Non
 @click.argument("path", metavar="ALIAS/BUCKET")
 @click.option("--id", "policy_id", help="One policy (default: every policy of the bucket).")
 @click.option("--json", "as_json", is_flag=True)
+@remote_options
 @click.pass_obj
-def status(ctx: Context, path: str, policy_id: str | None, as_json: bool) -> None:
+def status(
+    ctx: Context,
+    path: str,
+    policy_id: str | None,
+    as_json: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
     """The latest resync of each policy: scanned, queued, replicated, failed, rate, ETA."""
 
-    async def work(policies: list[Policy], store: ResyncStore) -> list[Resync]:
-        found = [await store.latest(p.id) for p in policies]
-        return [r for r in found if r is not None]
+    async def work(service: Service, ids: list[str]) -> list[dict[str, object]]:
+        return [r for r in await service.resyncs() if r["policy"] in ids]
 
-    now = time.time()
-    report = [r.public(now) for r in _with_resyncs(ctx, path, policy_id, work)]
+    report = _for_policies(ctx, path, policy_id, connect, token, work)
     if as_json:
         emit_json(report)
         return
@@ -131,12 +143,15 @@ def status(ctx: Context, path: str, policy_id: str | None, as_json: bool) -> Non
 @resync.command("cancel")
 @click.argument("path", metavar="ALIAS/BUCKET")
 @click.option("--id", "policy_id", help="One policy (default: every policy of the bucket).")
+@remote_options
 @click.pass_obj
-def cancel(ctx: Context, path: str, policy_id: str | None) -> None:
+def cancel(
+    ctx: Context, path: str, policy_id: str | None, connect: str | None, token: str | None
+) -> None:
     """Stop the walk; copies it already queued still run (they are real differences)."""
 
-    async def work(policies: list[Policy], store: ResyncStore) -> list[int]:
-        return await store.cancel([p.id for p in policies])
+    async def work(service: Service, ids: list[str]) -> list[int]:
+        return await service.cancel_resync(*ids)
 
-    for rid in _with_resyncs(ctx, path, policy_id, work):
+    for rid in _for_policies(ctx, path, policy_id, connect, token, work):
         click.echo(f"Resync {rid} cancelled.")

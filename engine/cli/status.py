@@ -1,4 +1,4 @@
-"""`mirrorline replicate status|backlog|retry|pause|resume|diff`: how replication is doing."""
+"""`mirrorline replicate status|backlog|retry|pause|resume`: how replication is doing."""
 
 from __future__ import annotations
 
@@ -7,28 +7,15 @@ from typing import Any, TypeVar
 
 import click
 
-from engine.checks.diff import diff_policy
-from engine.cli.context import Context
+from engine.cli.context import Context, remote_options, with_service
 from engine.cli.output import age, emit_json, size, table
-from engine.cli.policies import State, replicate, select, with_service, with_state
+from engine.cli.policies import replicate, select
 from engine.errors import UserError
 from engine.model import Task, TaskState
 from engine.service import MAX_PAGE, Service
 from engine.telemetry.snapshot import Latency, PolicyStats, Snapshot
 
 T = TypeVar("T")
-
-
-def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--connect/--token: act on a running engine over its HTTP API instead of the state dir."""
-    fn = click.option(
-        "--token",
-        envvar="MIRRORLINE_TOKEN",
-        help="The engine's API token (default: $MIRRORLINE_TOKEN).",
-    )(fn)
-    return click.option(
-        "--connect", metavar="URL", help="A running engine's API, e.g. http://host:7480."
-    )(fn)
 
 
 def status_row(p: PolicyStats, snap: Snapshot) -> dict[str, Any]:
@@ -226,37 +213,3 @@ def _pause_command(paused: bool) -> Callable[..., None]:
 
 replicate.command("pause", help="Stop transfers (detection goes on).")(_pause_command(True))
 replicate.command("resume", help="Resume transfers.")(_pause_command(False))
-
-
-@replicate.command("diff")
-@click.argument("path", metavar="ALIAS/BUCKET")
-@click.option("--id", "policy_id")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_obj
-def diff(ctx: Context, path: str, policy_id: str | None, as_json: bool) -> None:
-    """Compare source and target listings, independently of the queue.
-
-    Exit status: 0 in sync, 1 differences found, 2 error.
-    """
-    try:
-        result = with_state(ctx, lambda state: _diff(state, path, policy_id))
-    except UserError as exc:
-        click.echo(f"mirrorline: error: {exc.reason}", err=True)
-        raise SystemExit(2) from None
-    if as_json:
-        emit_json(result)
-    else:
-        for entry in result:
-            click.echo(
-                f"{entry['policy']}  {entry['status']:<16} {entry['key']}  {entry['detail']}"
-            )
-        if not result:
-            click.echo("In sync.")
-    raise SystemExit(1 if result else 0)
-
-
-async def _diff(state: State, path: str, policy_id: str | None) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    for policy in select(await state.store.all(), path, policy_id):
-        out += [d.__dict__ | {"policy": policy.id} for d in await diff_policy(policy, state.book)]
-    return out

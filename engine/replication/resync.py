@@ -38,7 +38,6 @@ from engine.state.queue import TaskQueue
 from engine.state.stores import DONE, FAILED, RUNNING, Resync, ResyncStopped, ResyncStore
 
 log = logging.getLogger("mirrorline.resync")
-DEFAULT_PAGE = 1000  # versions listed, compared and checkpointed at a time
 
 
 class ResyncRunner:

@@ -1,7 +1,8 @@
 """What can be asked of an engine: one interface, reached locally or over HTTP.
 
 `Service` is the whole surface an operator's tool needs: read the snapshot,
-page through tasks, pause, retry, add and remove policies. `LocalService`
+page through tasks, pause, retry, add, edit and remove policies, resync,
+compare both buckets (diff, verify), list and remove aliases. `LocalService`
 (`engine.service.local`) works on a state dir and on the engine running in
 this process, if any; `EmbeddedEngine` runs an engine on its own thread;
 `engine.service.remote.RemoteService` speaks the HTTP API, which is itself a thin
@@ -9,7 +10,9 @@ JSON layer over a `LocalService`. The CLI and the console take either, so a
 remote engine is driven exactly like a local one.
 
 Every change is validated with the same rules everywhere and written to the
-audit log with the actor that made it.
+audit log with the actor that made it. Failures are `engine.errors` classes on
+every path, so a caller handles a missing policy or a retryable failure the
+same way whether the engine is in its process or behind HTTP.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from engine.checks.report import Difference, PolicyReport
 from engine.errors import UserError
 from engine.model import Attempt, Task, TaskState
-from engine.policy import Policy
+from engine.policy import Policy, format_tags
 from engine.state.stores import AuditEntry
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 
@@ -41,6 +45,21 @@ class PolicySpec:
     replicate: str | None = None  # comma list; None: all operations
     bandwidth: str = ""
     enabled: bool | None = None  # None: enabled when added, unchanged when edited
+
+    @classmethod
+    def of(cls, policy: Policy) -> PolicySpec:
+        """The spec that gives `policy` again: edit one field of it, keep the rest."""
+        return cls(
+            source=policy.source,
+            target=policy.target,
+            id=policy.id,
+            priority=policy.priority,
+            prefix=policy.prefix,
+            tags=format_tags(policy.tags),
+            replicate=",".join(sorted(policy.replicate)),
+            bandwidth=str(policy.bandwidth) if policy.bandwidth else "",
+            enabled=policy.enabled,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,10 @@ class Service(abc.ABC):
 
     @abc.abstractmethod
     async def policies(self) -> list[Policy]: ...
+
+    @abc.abstractmethod
+    async def policy(self, policy_id: str) -> Policy:
+        """One policy; a MissingError if there is none with this id."""
 
     @abc.abstractmethod
     async def tasks(
@@ -115,15 +138,43 @@ class Service(abc.ABC):
     async def remove_policy(self, policy_id: str) -> None: ...
 
     @abc.abstractmethod
-    async def start_resync(self, policy_id: str) -> dict[str, Any]:
-        """Walk the policy's whole source again and queue what differs on the target."""
+    async def start_resync(
+        self, *policy_ids: str, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Walk each policy's whole source again and queue what differs on the target.
+
+        All or none: if one of them is already running, none starts. `page_size`
+        (versions listed and checkpointed at a time) defaults to the engine's."""
 
     @abc.abstractmethod
-    async def cancel_resync(self, policy_id: str) -> None: ...
+    async def cancel_resync(self, *policy_ids: str) -> list[int]:
+        """Stop the running resyncs of these policies; their ids (none running: a UserError)."""
 
     @abc.abstractmethod
     async def resyncs(self) -> list[dict[str, Any]]:
-        """The latest resync of each policy that had one (see engine.resync.Resync.public)."""
+        """The latest resync of each policy that had one (see Resync.public)."""
+
+    @abc.abstractmethod
+    async def diff(self, policy_id: str) -> list[Difference]:
+        """Compare the latest listing entries of source and target, trusting no local state."""
+
+    @abc.abstractmethod
+    async def verify(
+        self,
+        policy_id: str,
+        sample: int | None = None,
+        seed: int | None = None,
+        concurrency: int = 8,
+    ) -> PolicyReport:
+        """Read both copies of every key (or of `sample` keys drawn with `seed`) and compare."""
+
+    @abc.abstractmethod
+    async def aliases(self) -> list[dict[str, object]]:
+        """The aliases the engine knows, as `Alias.public()` shows them (secrets masked)."""
+
+    @abc.abstractmethod
+    async def remove_alias(self, name: str) -> None:
+        """Forget alias `name`; refused while a policy uses it."""
 
     @abc.abstractmethod
     async def audit(self, limit: int = 100) -> list[AuditEntry]: ...

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from engine.aliases import AliasBook
+from engine.checks.report import Difference, PolicyReport
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.errors import MirrorlineError
@@ -106,6 +107,9 @@ class EmbeddedEngine(Service):
     async def policies(self) -> list[Policy]:
         return await self._call(lambda s: s.policies())
 
+    async def policy(self, policy_id: str) -> Policy:
+        return await self._call(lambda s: s.policy(policy_id))
+
     async def tasks(
         self,
         states: Sequence[TaskState] = (),
@@ -144,14 +148,34 @@ class EmbeddedEngine(Service):
     async def remove_policy(self, policy_id: str) -> None:
         await self._call(lambda s: s.remove_policy(policy_id))
 
-    async def start_resync(self, policy_id: str) -> dict[str, Any]:
-        return await self._call(lambda s: s.start_resync(policy_id))
+    async def start_resync(
+        self, *policy_ids: str, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._call(lambda s: s.start_resync(*policy_ids, page_size=page_size))
 
-    async def cancel_resync(self, policy_id: str) -> None:
-        await self._call(lambda s: s.cancel_resync(policy_id))
+    async def cancel_resync(self, *policy_ids: str) -> list[int]:
+        return await self._call(lambda s: s.cancel_resync(*policy_ids))
 
     async def resyncs(self) -> list[dict[str, Any]]:
         return await self._call(lambda s: s.resyncs())
+
+    async def diff(self, policy_id: str) -> list[Difference]:
+        return await self._call(lambda s: s.diff(policy_id))
+
+    async def verify(
+        self,
+        policy_id: str,
+        sample: int | None = None,
+        seed: int | None = None,
+        concurrency: int = 8,
+    ) -> PolicyReport:
+        return await self._call(lambda s: s.verify(policy_id, sample, seed, concurrency))
+
+    async def aliases(self) -> list[dict[str, object]]:
+        return await self._call(lambda s: s.aliases())
+
+    async def remove_alias(self, name: str) -> None:
+        await self._call(lambda s: s.remove_alias(name))
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await self._call(lambda s: s.audit(limit))

@@ -1,25 +1,32 @@
 """The HTTP API: a thin JSON layer over `LocalService`, behind a bearer token.
 
     GET  /v1/status            the telemetry snapshot
-    GET  /v1/policies          POST /v1/policies    DELETE /v1/policies/{id}
+    GET  /v1/policies          POST /v1/policies    GET|PUT|DELETE /v1/policies/{id}
+    POST /v1/policies/{id}/enabled {"enabled": bool}
+    GET  /v1/policies/{id}/diff                     POST /v1/policies/{id}/verify
+                               {"sample": N?, "seed": N?, "concurrency": N?}
     GET  /v1/tasks?state=failed&policy=ID&limit=N&after=CURSOR   GET /v1/tasks/{id}/attempts
     GET  /v1/transfers         GET /v1/history?since=UNIX&policy=ID
     POST /v1/pause  /v1/resume {"policy": ID?}     POST /v1/retry {"ids": [...]} | {"all": true}
     GET  /v1/audit             POST /v1/events/minio (MinIO's webhook)
-    GET  /v1/resync            POST /v1/resync {"policy": ID}   DELETE /v1/resync/{id}
+    GET  /v1/resync            POST /v1/resync {"policy": ID} | {"policies": [ID], "page_size": N?}
+    DELETE /v1/resync/{id}     POST /v1/resync/cancel {"policies": [ID]}
+    GET  /v1/aliases           DELETE /v1/aliases/{name}
     GET  /metrics              Prometheus (public with --metrics-public)
 
-Every error is JSON `{"error": "..."}` with 400 (malformed request), 401 (no
-or wrong token), 404 or 422 (well-formed but refused); an unexpected failure
-is logged and answered 500 without details. Nothing here ever echoes an
-alias, so no secret can leave through a response.
+Every error is JSON `{"error": "...", "kind": "..."}`, answered with the
+status of its class in engine.errors: 400 (malformed request), 404 (no such
+policy, alias or resync), 422 (well-formed but refused), 503 (retryable: an
+endpoint or the engine is busy or down); 401 is a missing or wrong token. An
+unexpected failure is logged and answered 500 without details. Aliases are
+shown only as `Alias.public()` masks them and none is ever taken in, so no
+secret can leave or enter through the API.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import socket
@@ -37,10 +44,12 @@ from starlette.routing import Route
 
 from engine.aliases import AliasBook
 from engine.engine import Attachment, Engine
-from engine.errors import MirrorlineError, UserError
+from engine.errors import MalformedError, MirrorlineError, MissingError, UserError
+from engine.policy import Policy
 from engine.service import PolicySpec, parse_states, task_dict
 from engine.service.discover import announce, withdraw
 from engine.service.local import LocalService
+from engine.service.parsing import body_of, field, number, only, order, policy_ids
 from engine.service.webhook import ingest, parse
 from engine.telemetry.prometheus import CONTENT_TYPE, render
 
@@ -48,13 +57,9 @@ log = logging.getLogger("mirrorline.api")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-class BadRequest(Exception):
-    """The request itself is malformed (HTTP 400), as opposed to refused (422)."""
-
-
-def error(status: int, message: str) -> JSONResponse:
+def error(status: int, message: str, kind: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": message}, status, headers=headers)
+    return JSONResponse({"error": message, "kind": kind}, status, headers=headers)
 
 
 class TokenAuth(BaseHTTPMiddleware):
@@ -67,9 +72,9 @@ class TokenAuth(BaseHTTPMiddleware):
         if request.url.path not in self._public:
             given = request.headers.get("authorization", "").encode()
             if not given:
-                return error(401, "missing Authorization: Bearer TOKEN")
+                return error(401, "missing Authorization: Bearer TOKEN", UserError.kind)
             if not secrets.compare_digest(given, self._expected):
-                return error(401, "wrong token")
+                return error(401, "wrong token", UserError.kind)
         return await call_next(request)
 
 
@@ -77,81 +82,36 @@ def guarded(handler: Handler) -> Handler:
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
-        except BadRequest as exc:
-            return error(400, str(exc))
-        except UserError as exc:
-            status = 404 if exc.reason.startswith("no policy with id") else 422
-            return error(status, exc.reason)
         except MirrorlineError as exc:
-            return error(503 if exc.retryable else 422, exc.reason)
+            return error(exc.status, exc.reason, exc.kind)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
-            return error(500, "internal error (see the engine log)")
+            return error(500, "internal error (see the engine log)", MirrorlineError.kind)
 
     return run
-
-
-async def body_of(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
-    return data
-
-
-def field(
-    data: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None
-) -> Any:
-    """A typed body field; JSON true is not a number here, though Python thinks so."""
-    value = data.get(name, default)
-    if value is None:
-        return None
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        raise BadRequest(f"'{name}' must be a {'/'.join(k.__name__ for k in kinds)}")
-    return value
-
-
-def number(params: Any, name: str, default: float, kind: type = int) -> Any:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        raise BadRequest(f"'{name}' must be a number") from None
-
-
-def _order(value: str) -> bool:
-    if value not in ("asc", "desc"):
-        raise BadRequest("'order' must be asc or desc")
-    return value == "desc"
 
 
 def create_app(service: LocalService, token: str, metrics_public: bool = False) -> Starlette:
     async def status(request: Request) -> Response:
         return JSONResponse((await service.status()).to_dict())
 
+    async def described(found: list[Policy]) -> list[dict[str, object]]:
+        """Each policy as it is set, with its live state from the snapshot."""
+        states = {p.id: p.state for p in (await service.status()).policies}
+        return [p.public() | {"state": states.get(p.id, "")} for p in found]
+
     async def policies(request: Request) -> Response:
-        snap = await service.status()
-        states = {p.id: p.state for p in snap.policies}
-        return JSONResponse(
-            [p.public() | {"state": states.get(p.id, "")} for p in await service.policies()]
-        )
+        return JSONResponse(await described(await service.policies()))
+
+    async def one_policy(request: Request) -> Response:
+        policy = await service.policy(request.path_params["policy_id"])
+        return JSONResponse((await described([policy]))[0])
 
     async def spec_of(request: Request) -> PolicySpec:
-        data = await body_of(request)
-        unknown = set(data) - set(PolicySpec.__dataclass_fields__)
-        if unknown:
-            raise BadRequest(f"unknown field '{sorted(unknown)[0]}'")
+        data = only(await body_of(request), frozenset(PolicySpec.__dataclass_fields__))
         for name in ("source", "target"):
             if not field(data, name, str):
-                raise BadRequest(f"'{name}' is required (ALIAS/BUCKET)")
+                raise MalformedError(f"'{name}' is required (ALIAS/BUCKET)")
         replicate = field(data, "replicate", (str, list))
         if isinstance(replicate, list):
             replicate = ",".join(map(str, replicate))
@@ -180,7 +140,7 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         policy_id = request.path_params["policy_id"]
         enabled = field(await body_of(request), "enabled", bool)
         if enabled is None:
-            raise BadRequest("'enabled' is required (true or false)")
+            raise MalformedError("'enabled' is required (true or false)")
         await service.set_enabled(policy_id, enabled)
         return JSONResponse({"policy": policy_id, "enabled": enabled})
 
@@ -197,7 +157,7 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
             number(q, "limit", 100),
             number(q, "after", 0),
             q.get("q", ""),
-            _order(q.get("order", "asc")),
+            order(q.get("order", "asc")),
         )
         return JSONResponse({"tasks": [task_dict(t) for t in page.tasks], "next": page.next})
 
@@ -205,7 +165,7 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         try:
             task_id = int(request.path_params["task_id"])
         except ValueError:
-            raise BadRequest("the task id must be a number") from None
+            raise MalformedError("the task id must be a number") from None
         return JSONResponse([asdict(a) for a in await service.attempts(task_id)])
 
     async def transfers(request: Request) -> Response:
@@ -228,25 +188,57 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         data = await body_of(request)
         ids = field(data, "ids", list, [])
         if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-            raise BadRequest("'ids' must be a list of task ids")
+            raise MalformedError("'ids' must be a list of task ids")
         if bool(ids) == bool(field(data, "all", bool, False)):
-            raise BadRequest("give either 'ids' or 'all': true")
+            raise MalformedError("give either 'ids' or 'all': true")
         count = await service.retry(ids, field(data, "policy", str))
         return JSONResponse({"requeued": count})
+
+    async def diff(request: Request) -> Response:
+        found = await service.diff(request.path_params["policy_id"])
+        return JSONResponse([asdict(d) for d in found])
+
+    async def verify(request: Request) -> Response:
+        data = only(await body_of(request), frozenset({"sample", "seed", "concurrency"}))
+        report = await service.verify(
+            request.path_params["policy_id"],
+            field(data, "sample", int),
+            field(data, "seed", int),
+            field(data, "concurrency", int, 8),
+        )
+        return JSONResponse(asdict(report))
 
     async def resyncs(request: Request) -> Response:
         return JSONResponse(await service.resyncs())
 
     async def start_resync(request: Request) -> Response:
-        policy = field(await body_of(request), "policy", str)
-        if not policy:
-            raise BadRequest("'policy' is required")
-        return JSONResponse(await service.start_resync(policy), 201)
+        """One policy ({"policy": ID}: the resync) or several, all or none (a list)."""
+        data = only(await body_of(request), frozenset({"policy", "policies", "page_size"}))
+        one, many = field(data, "policy", str), policy_ids(data, "policies")
+        if bool(one) == bool(many):
+            raise MalformedError("give either 'policy' or 'policies'")
+        page_size = field(data, "page_size", int)
+        started = await service.start_resync(*(many or [one]), page_size=page_size)
+        return JSONResponse(started[0] if one else started, 201)
 
     async def cancel_resync(request: Request) -> Response:
         policy = request.path_params["policy_id"]
         await service.cancel_resync(policy)
         return JSONResponse({"cancelled": policy})
+
+    async def cancel_resyncs(request: Request) -> Response:
+        many = policy_ids(only(await body_of(request), frozenset({"policies"})), "policies")
+        if not many:
+            raise MalformedError("'policies' is required")
+        return JSONResponse({"resyncs": await service.cancel_resync(*many)})
+
+    async def aliases(request: Request) -> Response:
+        return JSONResponse(await service.aliases())
+
+    async def remove_alias(request: Request) -> Response:
+        name = request.path_params["name"]
+        await service.remove_alias(name)
+        return JSONResponse({"removed": name})
 
     async def audit(request: Request) -> Response:
         limit = number(request.query_params, "limit", 100)
@@ -272,9 +264,12 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         Route("/v1/status", guarded(status)),
         Route("/v1/policies", guarded(policies)),
         Route("/v1/policies", guarded(add_policy), methods=["POST"]),
+        Route("/v1/policies/{policy_id}", guarded(one_policy)),
         Route("/v1/policies/{policy_id}", guarded(remove_policy), methods=["DELETE"]),
         Route("/v1/policies/{policy_id}", guarded(update_policy), methods=["PUT"]),
         Route("/v1/policies/{policy_id}/enabled", guarded(set_enabled), methods=["POST"]),
+        Route("/v1/policies/{policy_id}/diff", guarded(diff)),
+        Route("/v1/policies/{policy_id}/verify", guarded(verify), methods=["POST"]),
         Route("/v1/tasks", guarded(tasks)),
         Route("/v1/tasks/{task_id}/attempts", guarded(attempts)),
         Route("/v1/transfers", guarded(transfers)),
@@ -285,17 +280,22 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         Route("/v1/audit", guarded(audit)),
         Route("/v1/resync", guarded(resyncs)),
         Route("/v1/resync", guarded(start_resync), methods=["POST"]),
+        Route("/v1/resync/cancel", guarded(cancel_resyncs), methods=["POST"]),
         Route("/v1/resync/{policy_id}", guarded(cancel_resync), methods=["DELETE"]),
+        Route("/v1/aliases", guarded(aliases)),
+        Route("/v1/aliases/{name}", guarded(remove_alias), methods=["DELETE"]),
         Route("/v1/events/minio", guarded(minio_events), methods=["POST"]),
         Route("/metrics", guarded(metrics)),
     ]
     public = frozenset({"/metrics"} if metrics_public else ())
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return error(404, f"no such endpoint: {request.method} {request.url.path}")
+        message = f"no such endpoint: {request.method} {request.url.path}"
+        return error(404, message, MissingError.kind)
 
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return error(405, f"{request.method} is not allowed on {request.url.path}")
+        message = f"{request.method} is not allowed on {request.url.path}"
+        return error(405, message, MalformedError.kind)
 
     return Starlette(
         routes=routes,

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine.aliases import AliasBook
-from engine.checks.endpoints import check_policy
+from engine.aliases import Alias, AliasBook
+from engine.checks.diff import diff_policy
+from engine.checks.endpoints import check_alias, check_policy
+from engine.checks.report import Difference, PolicyReport
+from engine.checks.verify import verify_policy
+from engine.config import DEFAULT_RESYNC_PAGE
 from engine.engine import Engine
 from engine.errors import UserError
 from engine.model import Attempt, Counts, TaskState
@@ -25,7 +30,6 @@ from engine.policy import (
     parse_replicate,
     parse_tags,
 )
-from engine.replication.resync import DEFAULT_PAGE
 from engine.service import MAX_PAGE, AuditEntry, PolicySpec, Service, TaskPage
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
@@ -33,10 +37,17 @@ from engine.telemetry.compose import FRESH, compose, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry.stats import Telemetry, history, with_backlog
 
+MAX_CONCURRENCY = 256  # keys a verify compares at once
+MAX_RESYNC_PAGE = 1000
+
 
 @dataclass
 class LocalService(Service):
-    """The state dir's database, and the engine in this process when there is one."""
+    """The state dir's database, and the engine in this process when there is one.
+
+    Aliases are read from their file on each use (`book.fresh()`): the CLI may
+    set one while an engine and its API run, and a write from a stale copy
+    would drop it."""
 
     state: State
     book: AliasBook
@@ -52,8 +63,9 @@ class LocalService(Service):
 
     @classmethod
     async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
+        book = AliasBook(state_dir / "aliases.json")  # a malformed file fails before the db opens
         state = await open_state(state_dir / "mirrorline.db")
-        return cls(state, AliasBook(state_dir / "aliases.json"), actor, owns_state=True)
+        return cls(state, book, actor, owns_state=True)
 
     async def close(self) -> None:
         if self.owns_state:
@@ -66,6 +78,9 @@ class LocalService(Service):
 
     async def policies(self) -> list[Policy]:
         return await self.store.all()
+
+    async def policy(self, policy_id: str) -> Policy:
+        return await self.store.get(policy_id)
 
     async def tasks(
         self,
@@ -142,7 +157,7 @@ class LocalService(Service):
             parse_id(spec.id)
         policy = await self._parse(spec, spec.id or new_id(), spec.priority)
         await self.store.check_new(policy)
-        await check_policy(policy, self.book)
+        await check_policy(policy, self.book.fresh())
         policy = await self.store.add(policy)
         await self._audit("add-policy", f"{policy.id}: {policy.source} -> {policy.target}")
         await self._applied()
@@ -154,7 +169,7 @@ class LocalService(Service):
         enabled = old.enabled if spec.enabled is None else spec.enabled
         new = replace(new, paused=old.paused, created_at=old.created_at, enabled=enabled)
         if (new.source, new.target) != (old.source, old.target):
-            await check_policy(new, self.book)
+            await check_policy(new, self.book.fresh())
         policy = await self.store.update(new)
         await self._audit("edit-policy", f"{policy.id}: {policy.source} -> {policy.target}")
         await self._applied()
@@ -172,21 +187,86 @@ class LocalService(Service):
         await self._audit("remove-policy", policy_id)
         await self._applied()
 
-    async def start_resync(self, policy_id: str) -> dict[str, Any]:
-        await self.store.get(policy_id)
-        (started,) = await self.state.resyncs.start([policy_id], DEFAULT_PAGE)
-        await self._audit("resync", f"policy {policy_id}")
-        return started.public(time.time())
+    async def start_resync(
+        self, *policy_ids: str, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        page = DEFAULT_RESYNC_PAGE if page_size is None else page_size
+        if not 1 <= page <= MAX_RESYNC_PAGE:
+            raise UserError(f"the page size must be between 1 and {MAX_RESYNC_PAGE}")
+        await self._known(policy_ids)
+        started = await self.state.resyncs.start(policy_ids, page)
+        for r in started:
+            await self._audit("resync", f"policy {r.policy}: resync {r.id}")
+        now = time.time()
+        return [r.public(now) for r in started]
 
-    async def cancel_resync(self, policy_id: str) -> None:
-        await self.store.get(policy_id)
-        await self.state.resyncs.cancel([policy_id])  # none running: a UserError
-        await self._audit("cancel-resync", f"policy {policy_id}")
+    async def cancel_resync(self, *policy_ids: str) -> list[int]:
+        await self._known(policy_ids)
+        cancelled = await self.state.resyncs.cancel(policy_ids)  # none running: a UserError
+        await self._audit(
+            "cancel-resync",
+            f"policy {', '.join(policy_ids)}: resync {', '.join(map(str, cancelled))}",
+        )
+        return cancelled
+
+    async def _known(self, policy_ids: Sequence[str]) -> None:
+        if not policy_ids:
+            raise UserError("name at least one policy")
+        for policy_id in policy_ids:
+            await self.store.get(policy_id)
 
     async def resyncs(self) -> list[dict[str, Any]]:
         store, now = self.state.resyncs, time.time()
         found = [await store.latest(p.id) for p in await self.store.all()]
         return [r.public(now) for r in found if r is not None]
+
+    async def diff(self, policy_id: str) -> list[Difference]:
+        return await diff_policy(await self.store.get(policy_id), self.book.fresh())
+
+    async def verify(
+        self,
+        policy_id: str,
+        sample: int | None = None,
+        seed: int | None = None,
+        concurrency: int = 8,
+    ) -> PolicyReport:
+        if sample is not None and sample < 1:
+            raise UserError("the sample must be at least 1 key")
+        if not 1 <= concurrency <= MAX_CONCURRENCY:
+            raise UserError(f"the concurrency must be between 1 and {MAX_CONCURRENCY}")
+        policy = await self.store.get(policy_id)
+        return await verify_policy(
+            policy,
+            self.book.fresh(),
+            sample=sample,
+            rng=random.Random(seed),
+            concurrency=concurrency,
+        )
+
+    async def aliases(self) -> list[dict[str, object]]:
+        return [a.public() for _, a in sorted(self.book.fresh().all().items())]
+
+    async def set_alias(self, alias: Alias, check: bool = True) -> None:
+        """Add or replace an alias, after checking that its endpoint takes the keys.
+
+        Only here, not on `Service`: the API takes no secrets, as it shows none."""
+        if check:
+            await check_alias(alias)
+        self.book.fresh().set(alias)
+        await self._audit("alias", f"set {alias.name}: {alias.url}")
+
+    async def remove_alias(self, name: str) -> None:
+        book = self.book.fresh()
+        entry = book.all().get(name)
+        if entry is None or entry.from_env:
+            book.remove(name)  # raises the right error: unknown, or set by the environment
+        users = [p.id for p in await self.store.all() if name in (p.source_alias, p.target_alias)]
+        if users:
+            raise UserError(
+                f"alias {name!r} is used by policy {', '.join(users)}: remove those first"
+            )
+        book.remove(name)
+        await self._audit("alias", f"remove {name}")
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await self.state.audit.recent(limit)

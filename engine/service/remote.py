@@ -2,22 +2,36 @@
 
 The CLI's `--connect URL` and the console's remote mode use it; they see the
 same values as in-process callers (snapshots are rebuilt into the same
-dataclasses), and every failure is a `MirrorlineError` with a readable reason:
-an unreachable engine is transient, a refused token or request is a user error.
+dataclasses), and the same errors: the API names each failure's class (`kind`)
+and it is raised here again, so a missing policy is a MissingError and a
+retryable failure in the engine stays retryable. An unreachable engine is
+transient, a refused token a user error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from engine.errors import TransientError, UserError
+from engine.checks.report import Difference, PolicyReport
+from engine.errors import (
+    BY_KIND,
+    MalformedError,
+    MirrorlineError,
+    MissingError,
+    TransientError,
+    UserError,
+)
 from engine.model import Attempt, Op, Task, TaskState
 from engine.policy import Policy
 from engine.service import AuditEntry, PolicySpec, Service, TaskPage
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer, build
+
+# diff and verify read whole buckets: no limit on the wait for their answer
+SLOW = httpx.Timeout(10.0, read=None)
 
 
 def _task(data: dict[str, Any]) -> Task:
@@ -31,12 +45,39 @@ def _policy(data: dict[str, Any]) -> Policy:
     return Policy(**values)
 
 
+def _part(value: str | int) -> str:
+    """A value as one path segment: an id with a '/' or '?' in it stays one."""
+    return quote(str(value), safe="")
+
+
 def _spec(spec: PolicySpec) -> dict[str, Any]:
     return {k: v for k, v in spec.__dict__.items() if v is not None}
 
 
+def error_of(status: int, data: Any, where: str) -> MirrorlineError:
+    """The API's error answer as the class it was raised as; by status from another
+    server (a proxy's 502 page, say), as `where` answered it."""
+    body = data if isinstance(data, dict) else {}
+    reason = str(body.get("error") or f"{where} answered HTTP {status}")
+    kind = BY_KIND.get(str(body.get("kind")))
+    if kind is None:
+        if status in (429, 502, 503, 504):
+            kind = TransientError
+        elif status >= 500:
+            kind = MirrorlineError
+        else:
+            kind = {400: MalformedError, 404: MissingError}.get(status, UserError)
+    return kind(reason)
+
+
 class RemoteService(Service):
-    def __init__(self, url: str, token: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        timeout: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         if not url.startswith(("http://", "https://")):
             raise UserError(f"--connect {url!r}: expected http://HOST:PORT")
         if not token:
@@ -46,6 +87,7 @@ class RemoteService(Service):
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
+            transport=transport,  # tests: the app in process (httpx.ASGITransport)
         )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -62,12 +104,13 @@ class RemoteService(Service):
         try:
             data = resp.json()
         except ValueError:
+            data = None
+        if resp.is_error:
+            raise error_of(resp.status_code, data, f"the engine at {self.url}")
+        if data is None:
             raise TransientError(
                 f"the engine at {self.url} answered HTTP {resp.status_code} without JSON"
-            ) from None
-        if resp.is_error:
-            message = data.get("error") if isinstance(data, dict) else None
-            raise UserError(message or f"HTTP {resp.status_code}")
+            )
         return data
 
     async def status(self) -> Snapshot:
@@ -75,6 +118,9 @@ class RemoteService(Service):
 
     async def policies(self) -> list[Policy]:
         return [_policy(p) for p in await self._call("GET", "/v1/policies")]
+
+    async def policy(self, policy_id: str) -> Policy:
+        return _policy(await self._call("GET", f"/v1/policies/{_part(policy_id)}"))
 
     async def tasks(
         self,
@@ -122,22 +168,53 @@ class RemoteService(Service):
         return _policy(await self._call("POST", "/v1/policies", json=_spec(spec)))
 
     async def update_policy(self, policy_id: str, spec: PolicySpec) -> Policy:
-        return _policy(await self._call("PUT", f"/v1/policies/{policy_id}", json=_spec(spec)))
+        return _policy(
+            await self._call("PUT", f"/v1/policies/{_part(policy_id)}", json=_spec(spec))
+        )
 
     async def set_enabled(self, policy_id: str, enabled: bool) -> None:
-        await self._call("POST", f"/v1/policies/{policy_id}/enabled", json={"enabled": enabled})
+        await self._call(
+            "POST", f"/v1/policies/{_part(policy_id)}/enabled", json={"enabled": enabled}
+        )
 
     async def remove_policy(self, policy_id: str) -> None:
-        await self._call("DELETE", f"/v1/policies/{policy_id}")
+        await self._call("DELETE", f"/v1/policies/{_part(policy_id)}")
 
-    async def start_resync(self, policy_id: str) -> dict[str, Any]:
-        return dict(await self._call("POST", "/v1/resync", json={"policy": policy_id}))
+    async def start_resync(
+        self, *policy_ids: str, page_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"policies": list(policy_ids)}
+        if page_size is not None:
+            body["page_size"] = page_size
+        return list(await self._call("POST", "/v1/resync", json=body))
 
-    async def cancel_resync(self, policy_id: str) -> None:
-        await self._call("DELETE", f"/v1/resync/{policy_id}")
+    async def cancel_resync(self, *policy_ids: str) -> list[int]:
+        body = {"policies": list(policy_ids)}
+        return list((await self._call("POST", "/v1/resync/cancel", json=body))["resyncs"])
 
     async def resyncs(self) -> list[dict[str, Any]]:
         return list(await self._call("GET", "/v1/resync"))
+
+    async def diff(self, policy_id: str) -> list[Difference]:
+        found = await self._call("GET", f"/v1/policies/{_part(policy_id)}/diff", timeout=SLOW)
+        return build(list[Difference], found)
+
+    async def verify(
+        self,
+        policy_id: str,
+        sample: int | None = None,
+        seed: int | None = None,
+        concurrency: int = 8,
+    ) -> PolicyReport:
+        body = {"sample": sample, "seed": seed, "concurrency": concurrency}
+        path = f"/v1/policies/{_part(policy_id)}/verify"
+        return build(PolicyReport, await self._call("POST", path, json=body, timeout=SLOW))
+
+    async def aliases(self) -> list[dict[str, object]]:
+        return list(await self._call("GET", "/v1/aliases"))
+
+    async def remove_alias(self, name: str) -> None:
+        await self._call("DELETE", f"/v1/aliases/{_part(name)}")
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return build(

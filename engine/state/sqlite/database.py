@@ -171,7 +171,7 @@ async def open_db(path: Path | str) -> Database:
     """Open (creating if needed, mode 0600) and migrate the state database."""
     if str(path) != ":memory:":
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the state dir: private
         if not path.exists():
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = await aiosqlite.connect(str(path), isolation_level=None)

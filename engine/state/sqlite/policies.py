@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import aiosqlite
 
-from engine.errors import UserError
+from engine.errors import MissingError
 from engine.policy import Policy
 from engine.state.sqlite.database import Database
 from engine.state.stores import PolicyStore
@@ -29,7 +29,7 @@ class SQLitePolicyStore(PolicyStore):
     async def get(self, policy_id: str) -> Policy:
         rows = await self._db.rows("SELECT * FROM policies WHERE id = ?", (policy_id,))
         if not rows:
-            raise UserError(f"no policy with id {policy_id!r}")
+            raise MissingError(f"no policy with id {policy_id!r}")
         return _from_row(rows[0])
 
     async def next_priority(self) -> int:

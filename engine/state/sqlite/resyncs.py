@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from engine.errors import UserError
+from engine.errors import MissingError, UserError
 from engine.model import NewTask
 from engine.state.sqlite.database import Database
 from engine.state.sqlite.queue import enqueue_resync
@@ -55,7 +55,7 @@ class SQLiteResyncStore(ResyncStore):
     async def get(self, rid: int) -> Resync:
         rows = await self._db.rows("SELECT * FROM resyncs WHERE id = ?", (rid,))
         if not rows:
-            raise UserError(f"no resync {rid}")
+            raise MissingError(f"no resync {rid}")
         # `resync != 0` spells out the partial index tasks_resync's condition, so it is used.
         sql = "SELECT state, COUNT(*) FROM tasks WHERE resync = ? AND resync != 0 GROUP BY state"
         states = dict(await self._db.rows(sql, (rid,)))
