@@ -108,7 +108,7 @@ def progress(snap: Snapshot, session: DemoSession, elapsed: float) -> str:
     state = session.state()
     return (
         f"[{elapsed:5.1f}s] ops {state.ops}  replicated {replicated}  backlog {backlog}  "
-        f"lag {lag:.1f}s  {links}  fault: {state.fault.describe()}"
+        f"lag {lag:.1f}s  {links}  fault: {state.fault}"
     )
 
 
@@ -133,11 +133,9 @@ async def run_headless(
     token = api_token(root / "api-token")
     sock = listen_socket("127.0.0.1:0")
     host, port = sock.getsockname()[:2]
-    session = DemoSession(
-        lab, rate, seed, events, webhook=f"http://{host}:{port}/v1/events/minio", token=token
-    )
+    session = DemoSession(lab, rate, seed, events, api=f"http://{host}:{port}", token=token)
     engine = Engine(
-        EngineConfig(state_dir=root, scan_interval=2.0, probe_interval=1.0),
+        EngineConfig(state_dir=root, scan_interval=2.0, probe_interval=1.0, tag_sweep_rate=200),
         [attach_api(sock, token), session.run],
     )
     stop = asyncio.Event()
@@ -183,8 +181,7 @@ async def _drive(
         await asyncio.sleep(0.2)
     session.heal()
     session.set_rate(0)
-    ops = session.state().ops
-    say(f"[{duration:5.1f}s] traffic stopped after {ops} operations; waiting for the engine")
+    say(f"[{duration:5.1f}s] traffic stopped; waiting for the engine to catch up")
     caught = await _caught_up(engine, time.monotonic() + CATCH_UP)
     snap = await engine.refresh()
     say(progress(snap, session, time.monotonic() - t0))
@@ -196,7 +193,7 @@ async def _drive(
     minute = [m for m in minute if m and m.count]
     return Summary(
         duration=duration,
-        ops=ops,
+        ops=session.state().ops,
         replicated=sum(p.backlog.replicated for p in snap.policies),
         failed=sum(p.backlog.failed for p in snap.policies),
         retries=sum(sum(p.errors.since_start.values()) for p in snap.policies),
@@ -211,14 +208,22 @@ async def _drive(
 
 
 async def _caught_up(engine: Engine, deadline: float) -> float | None:
-    """Seconds until every policy was scanned after the traffic and nothing is left."""
+    """Seconds until nothing is left: every policy scanned again after the traffic, a whole
+    tag sweep begun after it (tag changes leave no trace in a listing), nothing queued."""
     start = time.monotonic()
     scans = dict(engine.detector.scan_count)
-    while time.monotonic() < deadline:
-        rescanned = all(
-            engine.detector.scan_count.get(pid, 0) > scans.get(pid, 0) for pid in engine.policies
+    sweeps = dict(engine.detector.sweeps)
+
+    def covered() -> bool:
+        detector = engine.detector
+        return all(
+            detector.scan_count.get(pid, 0) > scans.get(pid, 0)
+            and detector.sweeps.get(pid, 0) >= sweeps.get(pid, 0) + 2
+            for pid in engine.policies
         )
-        if rescanned and await engine.synced():
+
+    while time.monotonic() < deadline:
+        if covered() and await engine.synced():
             return time.monotonic() - start
         await asyncio.sleep(0.25)
     return None

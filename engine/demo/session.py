@@ -11,17 +11,15 @@ target alias points at.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-from dataclasses import dataclass
-from urllib.parse import quote
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
-import httpx
-
-from engine.demo.faults import FaultState
+from engine.demo.control import DemoAction, DemoState
+from engine.demo.events import WebhookFeed
 from engine.demo.lab import SOURCE, Lab
-from engine.demo.mix import Kind, Mix
-from engine.demo.workload import OnWrite, Workload, Write
+from engine.demo.mix import Mix
+from engine.demo.workload import Workload, Write
 from engine.engine import Engine
 from engine.s3.client import S3Client
 
@@ -31,18 +29,6 @@ LATENCY = 0.3  # seconds added each way by the latency fault
 THROTTLE = 256 * 1024  # bytes per second through the link under the bandwidth fault
 RESET_AFTER = 256 * 1024  # request bytes after which the reset fault drops a connection
 MAX_RATE = 500.0
-
-
-@dataclass(frozen=True)
-class DemoState:
-    """What the console's demo line shows."""
-
-    fault: FaultState
-    rate: float  # operations per second asked of the workload
-    events: bool  # each write is also posted to the engine's webhook
-    ops: int  # operations the source accepted
-    events_posted: int
-    errors: int
 
 
 @dataclass(frozen=True)
@@ -70,21 +56,19 @@ class DemoSession:
         rate: float,
         seed: int = 1,
         events: bool = False,
-        webhook: str = "",
+        api: str = "",
         token: str = "",
         mix: Mix | None = None,
     ) -> None:
         self.lab = lab
-        self.events = events
+        self.events_on = events
         self.seed = seed
         self.mix = mix or Mix()
         self._rate = rate
-        self._webhook = webhook  # the engine's /v1/events/minio URL ("" with no API)
+        self._api = api  # the engine's API base URL, for the webhook ("" with no API)
         self._token = token
         self._workloads: list[tuple[Stream, Workload]] = []
-        self._http: httpx.AsyncClient | None = None
-        self._posted = 0
-        self._post_errors = 0
+        self._feeds: list[WebhookFeed] = []
         self.ready = asyncio.Event()
 
     # -- the attachment -----------------------------------------------------------------
@@ -92,17 +76,18 @@ class DemoSession:
     async def run(self, engine: Engine, stop: asyncio.Event) -> None:
         """Traffic until the engine drains; then the workloads finish what they started."""
         source = S3Client.for_alias(self.lab.source_alias, max_connections=32)
-        self._http = httpx.AsyncClient(timeout=10)
         runs = []
         for n, stream in enumerate(STREAMS):
-            mix = Mix(**{**self.mix.__dict__, "prefix": stream.prefix})
+            mix = replace(self.mix, prefix=stream.prefix)
+            feed = WebhookFeed(self._api, self._token, stream.bucket, alias=SOURCE)
+            self._feeds.append(feed)
             workload = Workload(
                 source,
                 stream.bucket,
                 self.seed * 100 + n,
                 self._rate * stream.share,
                 mix=mix,
-                on_write=self._on_write(stream.bucket),
+                on_write=self._events_to(feed),
             )
             self._workloads.append((stream, workload))
             runs.append(asyncio.create_task(workload.run()))
@@ -113,7 +98,8 @@ class DemoSession:
             for _, workload in self._workloads:
                 workload.stop()
             await asyncio.gather(*runs, return_exceptions=True)
-            await self._http.aclose()
+            for feed in self._feeds:
+                await feed.close()
             await source.close()
 
     # -- controls (on the engine's loop) ----------------------------------------------------
@@ -129,9 +115,6 @@ class DemoSession:
     def slower(self) -> None:
         self.set_rate(self._rate / 2 if self._rate > 0.5 else 0.0)
 
-    def toggle_events(self) -> None:
-        self.events = not self.events
-
     def cut(self) -> None:
         self.lab.proxy.cut()
 
@@ -142,76 +125,38 @@ class DemoSession:
         self.lab.proxy.throttle(THROTTLE)
 
     def resets(self) -> None:
-        self.lab.proxy.reset_after(RESET_AFTER, repeat=True)
+        self.lab.proxy.reset_after(RESET_AFTER)
 
     def heal(self) -> None:
         self.lab.proxy.heal()
 
+    def act(self, action: DemoAction) -> DemoState:
+        getattr(self, action.value)()
+        return self.state()
+
+    def events(self) -> None:
+        self.events_on = not self.events_on
+
     def state(self) -> DemoState:
         stats = [w.stats for _, w in self._workloads]
+        fault = self.lab.proxy.state
         return DemoState(
-            fault=self.lab.proxy.state,
+            fault=fault.describe(),
+            fault_since=fault.since if fault.describe() != "healthy" else None,
             rate=self._rate,
-            events=self.events,
+            events=self.events_on,
             ops=sum(s.ops for s in stats),
-            events_posted=self._posted,
-            errors=sum(s.errors for s in stats) + self._post_errors,
+            events_posted=sum(f.posted for f in self._feeds),
+            errors=sum(s.errors for s in stats) + sum(f.failed for f in self._feeds),
         )
 
     def writes(self) -> list[tuple[str, Write]]:
         """Every accepted operation so far with its bucket, for checks and lag figures."""
         return [(stream.bucket, w) for stream, workload in self._workloads for w in workload.writes]
 
-    # -- events as MinIO's notify_webhook sends them ------------------------------------------
-
-    def _on_write(self, bucket: str) -> OnWrite:
+    def _events_to(self, feed: WebhookFeed) -> Callable[[Write], Awaitable[None]]:
         async def tell(write: Write) -> None:
-            if self.events and self._webhook and self._http is not None:
-                await self._post(bucket, write)
+            if self.events_on and self._api:
+                await feed(write)
 
         return tell
-
-    async def _post(self, bucket: str, write: Write) -> None:
-        assert self._http is not None
-        record = minio_record(bucket, write)
-        try:
-            resp = await self._http.post(
-                self._webhook,
-                params={"alias": SOURCE},
-                json={
-                    "EventName": record["eventName"],
-                    "Key": f"{bucket}/{write.op.key}",
-                    "Records": [record],
-                },
-                headers={"Authorization": f"Bearer {self._token}"},
-            )
-            resp.raise_for_status()
-            self._posted += 1
-        except httpx.HTTPError as exc:
-            self._post_errors += 1
-            log.debug("webhook post failed: %s", exc)
-
-
-def minio_record(bucket: str, write: Write) -> dict[str, object]:
-    """One S3 event record as MinIO's notify_webhook sends it (keys URL-encoded)."""
-    names = {
-        Kind.CREATE: "s3:ObjectCreated:Put",
-        Kind.OVERWRITE: "s3:ObjectCreated:Put",
-        Kind.DELETE: "s3:ObjectRemoved:DeleteMarkerCreated",
-        Kind.RETAG: "s3:ObjectCreated:PutTagging",
-    }
-    at = dt.datetime.fromtimestamp(write.accepted_at, dt.UTC)
-    return {
-        "eventVersion": "2.0",
-        "eventSource": "minio:s3",
-        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "eventName": names[write.op.kind],
-        "s3": {
-            "bucket": {"name": bucket},
-            "object": {
-                "key": quote(write.op.key, safe="/"),
-                "versionId": write.version_id,
-                "size": write.op.size,
-            },
-        },
-    }

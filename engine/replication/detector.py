@@ -52,6 +52,7 @@ class Detector:
         self.engine = engine
         self.scanned_at: dict[str, float] = {}  # when the last full scan started
         self.scan_count: dict[str, int] = {}
+        self.sweeps: dict[str, int] = {}  # full passes of the tag sweep, per policy
         self.scan_error: dict[str, str] = {}
         self._full_due: dict[str, float] = {}  # monotonic time the next full scan is due
         self._scanners: dict[str, asyncio.Task[None]] = {}
@@ -196,6 +197,8 @@ class Detector:
             except MirrorlineError as exc:
                 log.debug("tag sweep %s: %s", pid, exc)
                 continue
+            if not cursor:
+                self.sweeps[pid] = self.sweeps.get(pid, 0) + 1
             if queued:
                 log.info("tag sweep %s: %d versions with changed tags", pid, queued)
                 self.engine.dispatchers[policy.target_alias].wake()
