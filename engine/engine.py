@@ -106,6 +106,10 @@ class Engine:
         finally:
             await state.close()
 
+    def attach(self, *attachments: Attachment) -> None:
+        """Serve more beside the engine; before `run` only."""
+        self.attachments += attachments
+
     def stop(self) -> None:
         self._stop.set()
 

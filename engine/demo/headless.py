@@ -19,12 +19,10 @@ from pathlib import Path
 
 from engine.aliases import AliasBook
 from engine.checks.verify import PolicyReport, verify_policy
-from engine.config import EngineConfig, api_token, ensure
-from engine.demo.lab import Lab
 from engine.demo.session import DemoSession
+from engine.demo.stage import demo_config, staged
 from engine.engine import Engine
 from engine.errors import MirrorlineError
-from engine.service.http import attach_api, listen_socket
 from engine.telemetry.snapshot import Snapshot
 
 Say = Callable[[str], None]
@@ -125,29 +123,21 @@ async def run_headless(
 ) -> Summary:
     """Run the demo for `duration` seconds and return what happened (printing as it goes)."""
     started = time.monotonic()
-    lab = await Lab.start(ensure(root), clean)
-    say(
-        f"stores up in {time.monotonic() - started:.1f} s: source {lab.source.endpoint}, "
-        f"target {lab.target.endpoint} (the engine reaches it through the fault proxy)"
-    )
-    token = api_token(root / "api-token")
-    sock = listen_socket("127.0.0.1:0")
-    host, port = sock.getsockname()[:2]
-    session = DemoSession(lab, rate, seed, events, api=f"http://{host}:{port}", token=token)
-    engine = Engine(
-        EngineConfig(state_dir=root, scan_interval=2.0, probe_interval=1.0, tag_sweep_rate=200),
-        [attach_api(sock, token), session.run],
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(engine.run(stop))
-    try:
-        return await _drive(engine, running, session, duration, faults, say, every)
-    finally:
-        stop.set()
+    async with staged(root, rate, seed, events, clean) as stage:
+        lab = stage.lab
+        say(
+            f"stores up in {time.monotonic() - started:.1f} s: source {lab.source.endpoint}, "
+            f"target {lab.target.endpoint} (the engine reaches it through the fault proxy); "
+            f"API on {stage.api}"
+        )
+        engine = Engine(demo_config(root), stage.attachments)
+        stop = asyncio.Event()
+        running = asyncio.create_task(engine.run(stop))
         try:
-            await running
+            return await _drive(engine, running, stage.session, duration, faults, say, every)
         finally:
-            await lab.stop()
+            stop.set()
+            await running
 
 
 async def _drive(

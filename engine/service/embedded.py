@@ -10,15 +10,17 @@ attribute read (snapshots are immutable and replaced whole).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from engine.aliases import AliasBook
 from engine.checks.report import Difference, PolicyReport
 from engine.config import EngineConfig
-from engine.engine import Engine
+from engine.engine import Attachment, Engine
 from engine.errors import MirrorlineError
 from engine.model import Attempt, TaskState
 from engine.policy import Policy
@@ -29,9 +31,17 @@ from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 T = TypeVar("T")
 
 
+# What runs around the engine on its own loop: set up before it starts (the demo's
+# stores), torn down after it drains, yielding the attachments served beside it.
+Lifespan = Callable[[], AbstractAsyncContextManager[Sequence[Attachment]]]
+
+
 class EmbeddedEngine(Service):
-    def __init__(self, config: EngineConfig, actor: str = "console") -> None:
+    def __init__(
+        self, config: EngineConfig, actor: str = "console", lifespan: Lifespan | None = None
+    ) -> None:
         self.engine = Engine(config)
+        self._lifespan = lifespan
         self._actor = actor
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
@@ -43,13 +53,31 @@ class EmbeddedEngine(Service):
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(self.engine.run(self._stop))
+            self._loop.run_until_complete(self._run())
         except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits start() or close()
             self._finished.set_exception(exc)
         else:
             self._finished.set_result(None)
         finally:
             self._loop.close()
+
+    async def _run(self) -> None:
+        if self._lifespan is None:
+            await self.engine.run(self._stop)
+            return
+        async with self._lifespan() as attachments:
+            self.engine.attach(*attachments)
+            await self.engine.run(self._stop)
+
+    async def submit(self, work: Awaitable[T]) -> T:
+        """Run `work` on the engine's loop (where its attachments live) and await it here."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
+        except RuntimeError:  # its loop closed: the engine is gone
+            if inspect.iscoroutine(work):
+                work.close()  # never started: no "never awaited" warning
+            raise MirrorlineError("the engine is not running") from None
+        return await asyncio.wrap_future(future)
 
     async def start(self) -> None:
         """Start the engine and wait until it serves; its start-up errors are raised here."""
@@ -81,16 +109,8 @@ class EmbeddedEngine(Service):
         service = self._service
         if service is None or self._finished.done():
             raise MirrorlineError("the engine is not running")
-
-        async def run() -> T:
-            return await work(service)
-
         try:
-            future = asyncio.run_coroutine_threadsafe(run(), self._loop)
-        except RuntimeError:  # its loop closed between the check and the call
-            raise MirrorlineError("the engine is not running") from None
-        try:
-            return await asyncio.wrap_future(future)
+            return await self.submit(work(service))
         except MirrorlineError:
             raise
         except Exception as exc:
@@ -179,3 +199,7 @@ class EmbeddedEngine(Service):
 
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await self._call(lambda s: s.audit(limit))
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
