@@ -32,9 +32,20 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]
     yield from console_over(tmp_path, monkeypatch, history=True)
 
 
+@pytest.fixture
+def no_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The same queue on an engine that has not recorded a minute of history yet."""
+    yield from console_over(tmp_path, monkeypatch, history=False)
+
+
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)])
 def test_dashboard(seeded: Console, snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(seeded, terminal_size=size, run_before=settle)
+
+
+def test_trends_without_history_draw_nothing(no_history: Console, snap_compare: Any) -> None:
+    """No data yet is blank panels, not a baseline and not bars at full height."""
+    assert snap_compare(no_history, terminal_size=(120, 36), run_before=settle)
 
 
 def test_failures_view(seeded: Console, snap_compare: Any) -> None:
