@@ -9,99 +9,43 @@ at the SVGs in tests/__snapshots__/ before committing them.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
-from engine.aliases import AliasBook
-from engine.model import NewTask, Op
-from engine.policy import Policy
-from engine.service.local import LocalService
-from engine.state import open_state
-from engine.state.sqlite import stores
-from engine.state.sqlite.database import open_db
+from tests.console_seed import console_over, settle
 from tui.app import Console
 
-FROZEN = 1_795_000_000.0  # 2026-11-18 09:46:40 UTC
-HOURS = 3600.0
 
-
-async def seed(state: Path) -> None:
-    db = await open_db(state / "mirrorline.db")
-    opened = stores(db, "mirrorline.db")
-    store, queue = opened.policies, opened.queue
-    for policy in (
-        Policy("photos", 3, "prod", "photos", "dr", "photos", bandwidth=50 * 1024**2),
-        Policy("logs", 2, "prod", "logs", "dr-site", "logs", prefix="app/"),
-        Policy("cfg", 1, "prod", "cfg", "dr", "cfg", paused=True),
-    ):
-        await store.add(policy)
-    await queue.enqueue(
-        [NewTask("photos", f"2026/11/IMG_{i:04}.heic", "v1", Op.PUT, 4_300_000) for i in range(40)]
-        + [NewTask("logs", f"app/{i:03}.log", "v1", Op.PUT, 52_000 + i) for i in range(30)]
-        + [NewTask("cfg", f"cfg/{i}.yaml", "v1", Op.PUT, 900) for i in range(3)]
-    )
-    claimed = await queue.claim(["logs"], 12, 60)
-    for n, task in enumerate(claimed):
-        if n % 3:
-            await queue.fail(
-                task, f"PUT dr-site/logs/{task.key}: AccessDenied: Access Denied.", "permanent"
-            )
-        else:
-            await queue.retry_later(
-                task, f"PUT {task.key}: Connection: ConnectionRefused dr-site:9000", "retryable", 0
-            )
-    # Known times: every task five hours old, every failure parked at the frozen minute.
-    await db.write("UPDATE tasks SET created_at = ?", (time.time() - 5 * HOURS,))
-    await db.write(
-        "UPDATE tasks SET updated_at = ?, next_at = ? WHERE state = 'retrying'",
-        (FROZEN - 20, FROZEN + 40),
-    )
-    await db.write("UPDATE tasks SET updated_at = ? WHERE state = 'failed'", (FROZEN - 80,))
-    async with db.tx() as conn:
-        for i in range(60):
-            at = FROZEN - 600 + i * 10
-            for pid, scale in (("photos", 1.0), ("logs", 0.3)):
-                body = {
-                    "pending": int(400 * scale + i * 12 * scale),
-                    "bytes_rate": (20 + 15 * (i % 7)) * 1024**2 * scale,
-                    "lag": 2.0 + i * scale,
-                }
-                await conn.execute(
-                    "INSERT INTO history (policy, at, body) VALUES (?, ?, ?)",
-                    (pid, at, json.dumps(body)),
-                )
-    await db.close()
+@pytest.fixture(autouse=True)
+def steady_cursor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An Input's cursor blinks on a timer: held on, a snapshot cannot catch either phase."""
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda _self: None)
 
 
 @pytest.fixture
 def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    asyncio.run(seed(tmp_path))
-    state = asyncio.run(open_state(tmp_path / "mirrorline.db"))
-    service = LocalService(state, AliasBook(tmp_path / "aliases.json"), "console")
-    yield Console(service, refresh=3600, where="state: /srv/mirrorline", clock=lambda: FROZEN)
-    asyncio.run(state.close())
-    os.environ.pop("TZ", None)
-    time.tzset()
+    yield from console_over(tmp_path, monkeypatch, history=True)
 
 
-async def settle(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.2)
+@pytest.fixture
+def no_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The same queue on an engine that has not recorded a minute of history yet."""
+    yield from console_over(tmp_path, monkeypatch, history=False)
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)])
 def test_dashboard(seeded: Console, snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(seeded, terminal_size=size, run_before=settle)
+
+
+def test_trends_without_history_draw_nothing(no_history: Console, snap_compare: Any) -> None:
+    """No data yet is blank panels, not a baseline and not bars at full height."""
+    assert snap_compare(no_history, terminal_size=(120, 36), run_before=settle)
 
 
 def test_failures_view(seeded: Console, snap_compare: Any) -> None:

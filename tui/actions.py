@@ -52,6 +52,12 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def allowed(name: str, read_only: bool) -> bool:
+    """The --read-only gate: an action that changes the engine is off; the rest stay on."""
+    known = ACTIONS.get(name)
+    return not (known is not None and known.mutates and read_only)
+
+
 def bindings(*names: str) -> list[Binding]:
     out = []
     for name in names:

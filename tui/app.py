@@ -1,9 +1,11 @@
 """The console app: one refresh loop, one source, screens that render snapshots.
 
-A timer asks the source for a snapshot every `--refresh` seconds in an exclusive
-worker (a slow remote engine cannot stack requests up), and hands it to the
-screen on top. Keys never wait for a refresh: actions run as workers and
-report with a toast. Freezing the display stops rendering, not the engine.
+A timer asks the source for a snapshot (and the page the screen on top shows)
+every `--refresh` seconds in an exclusive worker, so a slow remote engine cannot
+stack requests up; the answer comes back as a message and goes down to the
+screen on top. Screens ask for changes with request messages (tui.messages);
+keys never wait for a refresh: requests run as workers and report with a toast.
+Freezing the display stops rendering, not the engine.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -22,24 +25,28 @@ from textual.screen import Screen
 
 from engine.errors import MirrorlineError
 from engine.service import Service
-from engine.telemetry.snapshot import HistoryPoint, Snapshot
-from tui.actions import ACTIONS, bindings
+from tui.actions import ACTIONS, allowed, bindings
+from tui.messages import (
+    EngineRequest,
+    PauseRequested,
+    RefreshRequested,
+    SnapshotReceived,
+    SourceFailed,
+)
+from tui.screens import ConsoleScreen
+from tui.screens.audit import AuditScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.failures import FailuresScreen
+from tui.screens.help import HelpScreen
+from tui.screens.policy_form import PolicyForm
+from tui.view import View
 
 HISTORY_SECONDS = 15 * 60  # sparklines reach back this far (from the engine's history)
 
 
-@dataclass
-class View:
-    """What the screens render: the latest snapshot and how fresh it is."""
-
-    snapshot: Snapshot | None = None
-    received_at: float = 0.0  # our clock when it arrived
-    error: str = ""  # the source's last failure, shown until a poll succeeds
-    frozen: bool = False
-    history: list[HistoryPoint] = field(default_factory=list)
-
-
 class Console(App[None]):
+    """The one app: polls the source, keeps the view, runs what screens request (a Host)."""
+
     CSS_PATH = Path(__file__).with_name("console.tcss")  # absolute: subclasses live elsewhere
     TITLE = "mirrorline"
     BINDINGS = [
@@ -70,8 +77,6 @@ class Console(App[None]):
     # -- lifecycle -------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from tui.screens.dashboard import DashboardScreen
-
         self.push_screen(DashboardScreen())
         self.start()
 
@@ -90,77 +95,89 @@ class Console(App[None]):
 
     async def load_history(self) -> None:
         try:
-            self.view.history = await self.source.history(self.clock() - HISTORY_SECONDS)
+            history = await self.source.history(self.clock() - HISTORY_SECONDS)
         except MirrorlineError as exc:
-            self.view.error = exc.reason
+            self.post_message(SourceFailed(exc.reason))
+            return
+        self.publish(replace(self.view, history=history))
+
+    # -- the refresh loop --------------------------------------------------------------
 
     def poll(self) -> None:
         self.run_worker(self.poll_now(), exclusive=True, group="poll")
 
+    def on_refresh_requested(self, _: RefreshRequested) -> None:
+        self.poll()
+
     async def poll_now(self) -> None:
-        screen = self.screen
+        """One poll: the snapshot, and what the screen on top shows beyond it."""
+        top = self.top()
+        screen = top if isinstance(top, ConsoleScreen) else None
         try:
             snapshot = await self.source.status()
-            # What the screen on top needs beyond the snapshot (a page of failures, say).
-            fetch = getattr(screen, "fetch", None)
-            extra = await fetch(self.source) if fetch else None
+            extra = await screen.fetch(self.source) if screen is not None else None
         except MirrorlineError as exc:
-            self.view.error = exc.reason
-            self.show()
+            self.post_message(SourceFailed(exc.reason))
             return
-        self.view.snapshot, self.view.received_at, self.view.error = snapshot, self.clock(), ""
-        if self.screen is screen:  # the page fetched belongs to the screen still on top
-            self.show(extra)
+        self.post_message(SnapshotReceived(snapshot, self.clock(), screen, extra))
 
-    def show(self, extra: object = None) -> None:
-        """Render on the screen on top; a modal on top keeps the screen under it still."""
-        render = getattr(self.screen, "render_view", None)
-        if render is not None and self.screen.is_mounted:
-            with self.batch_update(), contextlib.suppress(NoMatches):  # torn down meanwhile
-                render(self.view, extra)
+    def on_snapshot_received(self, message: SnapshotReceived[Any]) -> None:
+        self.publish(
+            replace(self.view, snapshot=message.snapshot, received_at=message.received_at, error="")
+        )
+        # Only the screen the extra was fetched for, and only while it is still on top.
+        screen = message.screen
+        on_top = self.top() is screen
+        if screen is None or not on_top or not screen.is_mounted:
+            return
+        with self.batch_update(), contextlib.suppress(NoMatches):  # torn down meanwhile
+            screen.render_view(self.view, message.extra)
+
+    def on_source_failed(self, message: SourceFailed) -> None:
+        self.publish(replace(self.view, error=message.reason))
+
+    def top(self) -> Screen[object] | None:
+        """The screen on top; none while the app shuts down and a late answer arrives."""
+        stack = self.screen_stack
+        return stack[-1] if stack else None
+
+    def publish(self, view: View) -> None:
+        """The view changes as a whole, and goes down to every screen's status strip (the
+        one under a modal shows too); only the screen on top renders the tables."""
+        self.view = view
+        for screen in self.screen_stack:
+            if isinstance(screen, ConsoleScreen):
+                screen.view = view
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        known = ACTIONS.get(action)
-        return not (known is not None and known.mutates and self.read_only)
+        return allowed(action, self.read_only)
 
     # -- actions -------------------------------------------------------------------------
 
-    def act(
-        self,
-        what: Callable[[], Awaitable[object]],
-        done: str,
-        then: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Run an engine action off the key handler; report how it went (`then` on success)."""
+    @on(EngineRequest)
+    def run_request(self, request: EngineRequest) -> None:
+        """Every change a screen asks for: off the key handler, reported with a toast."""
+        self.run_worker(self.execute(request), group="actions")
 
-        async def run() -> None:
-            try:
-                await what()
-            except MirrorlineError as exc:
-                self.notify(exc.reason, title="Refused", severity="error", timeout=8)
-                return
-            then()
-            self.notify(done)
-            await self.poll_now()
-
-        self.run_worker(run(), group="actions")
+    async def execute(self, request: EngineRequest) -> None:
+        try:
+            done = await request.send(self.source)
+        except MirrorlineError as exc:
+            self.notify(exc.reason, title="Refused", severity="error", timeout=8)
+            return
+        if request.then is not None:
+            request.then()
+        self.notify(done)
+        await self.poll_now()
 
     def action_pause_engine(self) -> None:
         snap = self.view.snapshot
-        paused = not (snap and snap.engine.paused)
-        self.act(
-            lambda: self.source.set_paused(paused),
-            "Engine paused: transfers stop, detection goes on" if paused else "Engine resumed",
-        )
+        self.run_request(PauseRequested(paused=not (snap and snap.engine.paused)))
 
     def action_add_policy(self) -> None:
-        from tui.screens.policy_form import PolicyForm
-
         self.push_screen(PolicyForm(self.source))
 
     def action_failures(self) -> None:
-        from tui.screens.failures import FailuresScreen
-
         if not isinstance(self.screen, FailuresScreen):
             self.push_screen(FailuresScreen())
 
@@ -169,18 +186,16 @@ class Console(App[None]):
             self.pop_screen()
 
     def action_freeze(self) -> None:
-        self.view.frozen = not self.view.frozen
-        self.notify("Display frozen (the engine keeps running)" if self.view.frozen else "Live")
-        self.show()
+        frozen = not self.view.frozen
+        self.publish(replace(self.view, frozen=frozen))
+        self.notify("Display frozen (the engine keeps running)" if frozen else "Live")
+        if not frozen:
+            self.poll()  # catch up now, not at the next tick
 
     def action_audit(self) -> None:
-        from tui.screens.audit import AuditScreen
-
         self.push_screen(AuditScreen(self.source))
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
-
         self.push_screen(HelpScreen())
 
     async def action_quit(self) -> None:

@@ -9,36 +9,13 @@ this package loads no database driver.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
 from engine.state.queue import Replica, TaskQueue
-from engine.state.stores import AuditLog, PolicyStore, ResyncStore, TelemetryStore
+from engine.state.stores import State
 
 __all__ = ["Replica", "State", "TaskQueue", "open_state"]
-
-
-@dataclass
-class State:
-    """One backend's stores, opened together and closed together."""
-
-    where: str  # the address it was opened from, for messages (never a secret)
-    queue: TaskQueue
-    policies: PolicyStore
-    resyncs: ResyncStore
-    telemetry: TelemetryStore
-    audit: AuditLog
-    _close: Callable[[], Awaitable[None]]
-
-    _closed: bool = False
-
-    async def close(self) -> None:
-        """Idempotent: a console that quits and then unwinds closes it twice."""
-        if not self._closed:
-            self._closed = True
-            await self._close()
 
 
 async def open_state(where: str | Path, engine: bool = False) -> State:

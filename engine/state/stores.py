@@ -8,13 +8,14 @@ implements the same methods. Nothing above `engine.state` names a backend.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine.errors import UserError
 from engine.model import NewTask
 from engine.policy import Policy
+from engine.state.queue import TaskQueue
 
 
 class PolicyStore(abc.ABC):
@@ -201,3 +202,24 @@ class AuditLog(abc.ABC):
     @abc.abstractmethod
     async def recent(self, limit: int = 100) -> list[AuditEntry]:
         """Newest first."""
+
+
+@dataclass
+class State:
+    """One backend's stores, opened together and closed together."""
+
+    where: str  # the address it was opened from, for messages (never a secret)
+    queue: TaskQueue
+    policies: PolicyStore
+    resyncs: ResyncStore
+    telemetry: TelemetryStore
+    audit: AuditLog
+    _close: Callable[[], Awaitable[None]]
+
+    _closed: bool = False
+
+    async def close(self) -> None:
+        """Idempotent: a console that quits and then unwinds closes it twice."""
+        if not self._closed:
+            self._closed = True
+            await self._close()

@@ -19,10 +19,11 @@ from engine.service import Service, TaskPage
 from engine.telemetry.snapshot import PolicyStats, Snapshot, Transfer
 from tui import fmt
 from tui.actions import bindings
-from tui.app import View
-from tui.screens import ConsoleScreen
+from tui.messages import RetryRequested
+from tui.screens.failures import FailuresScreen
 from tui.screens.policy_actions import PolicyActions
-from tui.widgets.status import StatusBar
+from tui.screens.task_detail import TaskDetail, failure_state
+from tui.view import View
 from tui.widgets.table import Cell, LiveTable
 from tui.widgets.trend import Series, Trend
 
@@ -76,12 +77,6 @@ def transfer_row(t: Transfer) -> list[Cell]:
     ]
 
 
-def failure_state(t: Task, now: float) -> Cell:
-    if t.state is TaskState.FAILED:
-        return ("FAILED", "error")
-    return (f"retry {t.attempts} in {fmt.duration(max(0.0, t.next_at - now))}", "warning")
-
-
 def failure_row(t: Task, now: float) -> list[Cell]:
     return [
         fmt.clock(t.updated_at),
@@ -92,7 +87,7 @@ def failure_row(t: Task, now: float) -> list[Cell]:
     ]
 
 
-class DashboardScreen(ConsoleScreen[None], PolicyActions):
+class DashboardScreen(PolicyActions[TaskPage]):
     BINDINGS = bindings(
         "pause_policy",
         "retry",
@@ -112,7 +107,7 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
         self.failures: dict[str, Task] = {}  # the recent failures shown, by row key
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(id="status")
+        yield self.status_bar()
         with Vertical(id="policies-panel", classes="panel") as panel:
             panel.border_title = "Policies"
             yield LiveTable(
@@ -166,7 +161,6 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.set_interval(0.5, self.tick)
         self.query_one("#policies", LiveTable).focus()
 
     def on_resize(self, event: Resize) -> None:
@@ -177,21 +171,16 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
             NARROW_HIDES if event.size.width < 100 else set()
         )
 
-    def tick(self) -> None:
-        for bar in self.query(StatusBar):  # none while the screen is being torn down
-            bar.show(self.console)
-
     async def fetch(self, source: Service) -> TaskPage:
         return await source.tasks(
             [TaskState.FAILED, TaskState.RETRYING], limit=RECENT_FAILURES, descending=True
         )
 
-    def render_view(self, view: View, extra: object) -> None:
-        self.tick()
+    def render_view(self, view: View, extra: TaskPage) -> None:
         snapshot = view.snapshot
         if snapshot is None:
             return
-        now = self.console.clock()
+        now = self.host.clock()
         if not self._seeded:
             self.series.seed(view.history)
             self._seeded = True
@@ -208,15 +197,14 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
             [(str(t.task_id), transfer_row(t)) for t in transfers]
         )
         self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
-        if isinstance(extra, TaskPage):
-            self.failures = {str(t.id): t for t in extra.tasks}
-            self.query_one("#recent", LiveTable).sync(
-                [(str(t.id), failure_row(t, now)) for t in extra.tasks]
-            )
-            total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)
-            self.query_one(
-                "#failures-panel"
-            ).border_title = f"Recent failures ({fmt.count(total)} failed or retrying)"
+        self.failures = {str(t.id): t for t in extra.tasks}
+        self.query_one("#recent", LiveTable).sync(
+            [(str(t.id), failure_row(t, now)) for t in extra.tasks]
+        )
+        total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)
+        self.query_one(
+            "#failures-panel"
+        ).border_title = f"Recent failures ({fmt.count(total)} failed or retrying)"
 
     # -- actions on the selected row -------------------------------------------------
 
@@ -234,9 +222,7 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
                 severity="warning",
             )
             return
-        self.console.act(
-            lambda: self.console.source.retry([task.id]), f"Task {task.id} queued again"
-        )
+        self.post_message(RetryRequested(ids=[task.id]))
 
     @on(DataTable.RowSelected)
     def action_details(self) -> None:
@@ -244,12 +230,8 @@ class DashboardScreen(ConsoleScreen[None], PolicyActions):
         if focused is not None and focused.id == "recent":
             task = self.selected_failure()
             if task is not None:
-                from tui.screens.task_detail import TaskDetail
-
                 self.app.push_screen(TaskDetail(task))
         elif focused is not None and focused.id == "policies":
-            from tui.screens.failures import FailuresScreen
-
             self.app.push_screen(FailuresScreen(policy=self.selected_policy_id()))
 
     def action_copy(self) -> None:

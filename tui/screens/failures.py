@@ -25,11 +25,11 @@ from engine.model import Task, TaskState
 from engine.service import MAX_PAGE, Service, TaskPage
 from tui import fmt
 from tui.actions import bindings
-from tui.app import View
+from tui.messages import RefreshRequested, RetryRequested
 from tui.screens import ConsoleScreen
-from tui.screens.dashboard import failure_state
 from tui.screens.policy_actions import confirm_retry_all
-from tui.widgets.status import StatusBar
+from tui.screens.task_detail import TaskDetail, failure_state
+from tui.view import View
 from tui.widgets.table import Cell, LiveTable
 
 PAGE = 200
@@ -37,7 +37,7 @@ PARKED = [TaskState.FAILED, TaskState.RETRYING]
 SORTS = ("id", "key", "attempts", "size", "error")
 
 
-class FailuresScreen(ConsoleScreen[None]):
+class FailuresScreen(ConsoleScreen[TaskPage]):
     BINDINGS = [
         *bindings("retry", "retry_all", "filter", "mark", "details", "copy", "export", "dashboard"),
         Binding("escape", "back", "Back"),
@@ -59,7 +59,7 @@ class FailuresScreen(ConsoleScreen[None]):
         self.marked: set[int] = set()
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(id="status")
+        yield self.status_bar()
         yield Label("", id="where")
         yield Input(
             placeholder="filter: part of a key or an error, Enter applies, Esc clears", id="filter"
@@ -84,7 +84,7 @@ class FailuresScreen(ConsoleScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
         self.query_one("#failures", LiveTable).focus()
-        self.console.poll()
+        self.post_message(RefreshRequested())  # its first page now, not at the next tick
 
     # -- data ------------------------------------------------------------------------
 
@@ -98,10 +98,9 @@ class FailuresScreen(ConsoleScreen[None]):
             self.newest_first,
         )
 
-    def render_view(self, view: View, extra: object) -> None:
+    def render_view(self, view: View, extra: TaskPage) -> None:
         snapshot = view.snapshot
-        self.query_one(StatusBar).show(self.console)
-        if not isinstance(extra, TaskPage) or view.frozen:
+        if view.frozen:
             return
         self.page, self.next_cursor = extra.tasks, extra.next
         total = 0
@@ -122,7 +121,7 @@ class FailuresScreen(ConsoleScreen[None]):
         self.query_one("#failures", LiveTable).sync(self.rows())
 
     def rows(self) -> list[tuple[str, list[Cell]]]:
-        now = self.console.clock()
+        now = self.host.clock()
         tasks = self.page
         if self.sort_by != "id":
             field = {"key": "key", "attempts": "attempts", "size": "size", "error": "last_error"}
@@ -150,7 +149,7 @@ class FailuresScreen(ConsoleScreen[None]):
             self.cursors = [0]
             table = self.query_one("#failures", LiveTable)
             table.clear()
-        self.console.poll()
+        self.post_message(RefreshRequested())
 
     # -- selection -------------------------------------------------------------------
 
@@ -162,8 +161,6 @@ class FailuresScreen(ConsoleScreen[None]):
     def action_details(self) -> None:
         task = self.selected()
         if task is not None:
-            from tui.screens.task_detail import TaskDetail
-
             self.app.push_screen(TaskDetail(task))
 
     def action_mark(self) -> None:
@@ -234,14 +231,11 @@ class FailuresScreen(ConsoleScreen[None]):
         ids = sorted(self.marked) or ([t.id] if (t := self.selected()) else [])
         if not ids:
             return
-        self.console.act(
-            lambda: self.console.source.retry(ids),
-            f"{len(ids)} task(s) queued again",
-            then=self.marked.clear,  # kept if the engine refuses: fix and press r again
-        )
+        # The marks are kept if the engine refuses: fix and press r again.
+        self.post_message(RetryRequested(ids=ids, then=self.marked.clear))
 
     def action_retry_all(self) -> None:
-        confirm_retry_all(self.console, self.policy)
+        confirm_retry_all(self, self.policy)
 
     def action_export(self) -> None:
         self.export()
@@ -253,7 +247,7 @@ class FailuresScreen(ConsoleScreen[None]):
         after = 0
         try:
             while True:
-                page = await self.console.source.tasks(
+                page = await self.host.source.tasks(
                     PARKED, self.policy, MAX_PAGE, after, self.query_text
                 )
                 rows += [

@@ -26,7 +26,7 @@ class HelpScreen(ConsoleModal[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
-        read_only = self.console.read_only
+        read_only = self.host.read_only
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()

@@ -31,6 +31,7 @@ from engine.policy import (
     parse_tags,
 )
 from engine.service import PolicySpec, Service
+from tui.messages import RefreshRequested
 from tui.screens import ConsoleModal
 
 
@@ -207,8 +208,8 @@ class PolicyForm(ConsoleModal[None]):
             return
         verb = "updated" if self.editing else "added: it starts replicating now"
         self.app.notify(f"Policy {policy.id} {verb}")
+        self.post_message(RefreshRequested())  # handled before it closes
         self.dismiss(None)
-        await self.console.poll_now()
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -1,4 +1,7 @@
-"""One task in full: what it is, what went wrong, and what happens next."""
+"""One task in full: what it is, what went wrong, and what happens next.
+
+`failure_state` is the same answer in one table cell, for the lists of failures.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,15 @@ from textual.widgets import Label, Static
 from engine.errors import MirrorlineError
 from engine.model import Attempt, Task, TaskState
 from tui import fmt
+from tui.messages import RetryRequested
 from tui.screens import ConsoleModal
+from tui.widgets.table import Cell
+
+
+def failure_state(t: Task, now: float) -> Cell:
+    if t.state is TaskState.FAILED:
+        return ("FAILED", "error")
+    return (f"retry {t.attempts} in {fmt.duration(max(0.0, t.next_at - now))}", "warning")
 
 
 def describe(task: Task, now: float) -> Table:
@@ -65,7 +76,7 @@ class TaskDetail(ConsoleModal[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog detail"):
             yield Label(f"Task {self.task_shown.id}", classes="title")
-            yield Static(describe(self.task_shown, self.console.clock()))
+            yield Static(describe(self.task_shown, self.host.clock()))
             yield Label("last error", classes="name")
             with VerticalScroll(classes="error-text"):
                 yield Static(Text(self.task_shown.last_error or "-"))
@@ -79,20 +90,17 @@ class TaskDetail(ConsoleModal[None]):
     @work(exclusive=True)
     async def load(self) -> None:
         try:
-            attempts = await self.console.source.attempts(self.task_shown.id)
+            attempts = await self.host.source.attempts(self.task_shown.id)
         except MirrorlineError as exc:
             self.query_one("#attempts", Static).update(Text(exc.reason))
             return
         self.query_one("#attempts", Static).update(history(attempts))
 
     def action_retry(self) -> None:
-        if self.console.read_only:
+        if self.host.read_only:
             self.notify("Read-only console: no actions", severity="warning")
             return
-        task = self.task_shown
-        self.console.act(
-            lambda: self.console.source.retry([task.id]), f"Task {task.id} queued again"
-        )
+        self.post_message(RetryRequested(ids=[self.task_shown.id]))  # handled before it closes
         self.dismiss(None)
 
     def action_copy(self) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from textual.content import Content
-from textual.widgets import Static
+from textual.reactive import reactive
+from textual.widget import Widget
 
 from engine.telemetry.snapshot import Snapshot
 from tui import fmt
-
-if TYPE_CHECKING:
-    from tui.app import Console
+from tui.view import View
 
 
 def status_line(
@@ -71,19 +70,31 @@ def status_line(
     return Content.assemble(*parts)
 
 
-class StatusBar(Static):
-    """Redrawn twice a second, so the staleness clock ticks between refreshes."""
+class StatusBar(Widget):
+    """Bound to its screen's view, and redrawn twice a second so the staleness clock ticks
+    between polls. It is given what it shows; it never reads the app."""
 
-    def show(self, console: Console) -> None:
-        view = console.view
-        self.update(
-            status_line(
-                view.snapshot,
-                now=console.clock(),
-                received_at=view.received_at,
-                refresh=console.refresh_every,
-                error=view.error,
-                frozen=view.frozen,
-                where=console.where,
-            )
+    view: reactive[View] = reactive(View, always_update=True)
+
+    def __init__(
+        self, *, clock: Callable[[], float], refresh: float, where: str, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.refresh_every = refresh
+        self.where = where
+
+    def on_mount(self) -> None:
+        self.set_interval(0.5, self.refresh)
+
+    def render(self) -> Content:
+        view = self.view
+        return status_line(
+            view.snapshot,
+            now=self.clock(),
+            received_at=view.received_at,
+            refresh=self.refresh_every,
+            error=view.error,
+            frozen=view.frozen,
+            where=self.where,
         )

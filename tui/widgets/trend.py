@@ -61,15 +61,18 @@ class Trend(Vertical):
         self.show_value = show
 
     def compose(self) -> ComposeResult:
-        yield Sparkline([], summary_function=max)
+        spark = Sparkline([], summary_function=max)
+        spark.visible = False  # no data yet
+        yield spark
         yield Label("-", classes="trend-value")
 
     def update(self, series: Series) -> None:
         data: Sequence[float] = series.values(self.index)
-        # One sample would fill the whole width: wait for a second one.
-        bars = list(data) if len(data) > 1 else [0.0]
         spark = self.query_one(Sparkline)
-        if spark.data != bars:  # a redraw only when a 10 s slot completes
-            spark.data = bars
+        # Textual draws no data as a baseline and one point as full blocks across the width,
+        # which reads as "at maximum": until there are two points, draw nothing at all.
+        spark.visible = len(data) > 1
+        if spark.visible and spark.data != data:  # a redraw only when a 10 s slot completes
+            spark.data = data
         latest = series.latest(self.index)
         self.query_one(Label).update(self.show_value(latest) if latest is not None else "-")

@@ -9,13 +9,13 @@ from typing import IO
 
 from engine.config import ensure
 from engine.errors import UserError
-from engine.state import State
 from engine.state.sqlite.audit import SQLiteAuditLog
 from engine.state.sqlite.database import Database, open_db
 from engine.state.sqlite.policies import SQLitePolicyStore
 from engine.state.sqlite.queue import SQLiteQueue
 from engine.state.sqlite.resyncs import SQLiteResyncStore
 from engine.state.sqlite.telemetry import SQLiteTelemetryStore
+from engine.state.stores import State
 
 
 def stores(db: Database, where: str, close_also: EngineLock | None = None) -> State:

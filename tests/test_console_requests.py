@@ -1,0 +1,85 @@
+"""Requests flow up: keys on a screen or a dialog become messages the app runs against the
+service. Fast: the seeded state database through LocalService, no S3 server and no engine
+(end-to-end proof with a running engine is tests/test_console.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.message import Message
+
+from engine.model import TaskState
+from tests.console_seed import console_over, settle
+from tui.app import Console
+from tui.messages import PauseRequested
+from tui.screens.failures import FailuresScreen
+from tui.screens.task_detail import TaskDetail
+
+PARKED = [TaskState.FAILED, TaskState.RETRYING]
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    yield from console_over(tmp_path, monkeypatch, history=False)
+
+
+async def parked_ids(app: Console) -> set[int]:
+    return {t.id for t in (await app.source.tasks(PARKED, limit=100)).tasks}
+
+
+async def test_p_posts_a_pause_request_that_the_app_runs(seeded: Console) -> None:
+    seen: list[Message] = []
+    async with seeded.run_test(size=(120, 36), message_hook=seen.append) as pilot:
+        await settle(pilot)
+        await pilot.press("p")  # the cursor is on the first policy, photos
+        await settle(pilot)
+        # One message, seen by each node it bubbled through (the screen, then the app).
+        requests = {id(m): m for m in seen if isinstance(m, PauseRequested)}.values()
+        assert [(r.policy, r.paused) for r in requests] == [("photos", True)]
+        policies = {p.id: p for p in await seeded.source.policies()}
+        assert policies["photos"].paused and not policies["logs"].paused
+        assert seeded.view.snapshot is not None
+        assert seeded.view.snapshot.policy("photos").paused  # polled again after the change
+
+
+async def test_r_in_task_detail_retries_after_the_dialog_has_closed(seeded: Console) -> None:
+    async with seeded.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        before = await parked_ids(seeded)
+        await pilot.press("F")
+        await settle(pilot)
+        await pilot.press("enter")
+        detail = seeded.screen
+        assert isinstance(detail, TaskDetail)
+        task = detail.task_shown
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(seeded.screen, FailuresScreen)
+        assert await parked_ids(seeded) == before - {task.id}
+
+
+async def test_marks_stay_when_the_engine_refuses_and_go_when_it_accepts(
+    seeded: Console,
+) -> None:
+    async with seeded.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("F")
+        await settle(pilot)
+        screen = seeded.screen
+        assert isinstance(screen, FailuresScreen)
+        await pilot.press("space", "space")
+        marked = set(screen.marked)
+        assert len(marked) == 2
+        gone = min(marked)
+        await seeded.source.retry([gone])  # behind the console's back: no longer failed
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.marked == marked  # refused: fix and press r again
+        assert marked - {gone} <= await parked_ids(seeded)  # and nothing was queued
+        screen.marked.discard(gone)
+        await pilot.press("r")
+        await settle(pilot)
+        assert screen.marked == set()
+        assert not marked & await parked_ids(seeded)
