@@ -17,7 +17,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tests.console_seed import console_over, settle
+from tests.console.console_seed import console_over, settle
 from tui.app import Console
 
 

@@ -24,7 +24,7 @@ from engine.replication.scanner import scan
 from engine.s3.client import ListedVersion, S3Client
 from engine.service.webhook import Record, ingest
 from tests.conftest import Pair, Rig, eventually
-from tests.test_api import minio_event, start
+from tests.engines import minio_event, start
 
 # `mirrorline run`'s own interval (the engine's default), not the fixtures' fast 0.5 s.
 DEFAULT_SCAN_INTERVAL = next(

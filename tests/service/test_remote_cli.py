@@ -20,7 +20,7 @@ from engine.errors import MissingError, TransientError, UserError
 from engine.service.embedded import EmbeddedEngine
 from engine.service.remote import RemoteService
 from tests.conftest import Pair, eventually, make_bucket
-from tests.test_api import start
+from tests.engines import start
 
 T = TypeVar("T")
 MiB = 1024 * 1024

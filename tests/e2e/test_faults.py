@@ -25,7 +25,7 @@ from engine.demo.workload import Workload
 from engine.errors import TransientError
 from engine.s3.client import NS, S3Client
 from tests.conftest import Pair, client_for, eventually, make_bucket
-from tests.test_api import start as start_with_api
+from tests.engines import start as start_with_api
 
 T = TypeVar("T")
 _numbers = itertools.count(1)

@@ -11,7 +11,7 @@ import pytest
 from textual.message import Message
 
 from engine.model import TaskState
-from tests.console_seed import console_over, settle
+from tests.console.console_seed import console_over, settle
 from tui.app import Console
 from tui.messages import PauseRequested
 from tui.screens.failures import FailuresScreen
