@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minio import Minio
+from minio.versioningconfig import ENABLED, VersioningConfig
 from textual import events
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,7 +45,6 @@ from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.service.embedded import EmbeddedEngine
 from engine.state import open_state
-from tests.conftest import make_bucket
 from tui.app import Console
 
 
@@ -171,7 +171,8 @@ def main() -> None:
                 (dst, "copy-dst"),
                 (dst, "backlog-dst"),
             ):
-                make_bucket(c, name)
+                c.make_bucket(name)
+                c.set_bucket_versioning(name, VersioningConfig(ENABLED))
             print(f"seeding {args.objects} objects", file=sys.stderr)
             seed(src, args.objects)
             print(f"queueing {args.backlog} tasks", file=sys.stderr)
