@@ -45,6 +45,7 @@ __all__ = [
     "LocalService",
     "MirrorlineError",
     "NotFoundError",
+    "open_state",
     "PermanentError",
     "Policy",
     "PolicySpec",
@@ -53,7 +54,6 @@ __all__ = [
     "Snapshot",
     "TransientError",
     "UserError",
-    "open_state",
 ]
 
 
