@@ -45,7 +45,6 @@ __all__ = [
     "LocalService",
     "MirrorlineError",
     "NotFoundError",
-    "open_state",
     "PermanentError",
     "Policy",
     "PolicySpec",
@@ -54,6 +53,7 @@ __all__ = [
     "Snapshot",
     "TransientError",
     "UserError",
+    "open_state",
 ]
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shlex
 import signal
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +17,9 @@ import click
 from engine import config
 from engine.cli.context import Context, run_async
 from engine.config import EngineConfig
+from engine.demo.embedded import EmbeddedDemo
 from engine.demo.headless import run_headless
+from engine.demo.remote import RemoteDemo
 from engine.errors import UserError
 from engine.service.discover import running_engine
 from engine.service.embedded import EmbeddedEngine
@@ -68,7 +72,9 @@ def tui(
         source = RemoteService(connect, token or "")
         app = Console(source, refresh=refresh, read_only=read_only, where=connect)
     elif found is not None and found.url:
-        source = RemoteService(found.url, token or _state_token(ctx.state_dir))
+        secret = token or _state_token(ctx.state_dir)
+        kind = RemoteDemo if run_async(_serves_demo(found.url, secret)) else RemoteService
+        source = kind(found.url, secret)
         where = f"attached to the engine at {found.url} (pid {found.pid})"
         app = Console(source, refresh=refresh, read_only=read_only, where=where)
     elif found is not None:
@@ -89,7 +95,7 @@ def tui(
             starting=embedded.start,
             where=f"engine on {ctx.state_dir}",
         )
-    if not os.isatty(1):
+    if not os.isatty(1) and "web_driver" not in os.environ.get("TEXTUAL_DRIVER", ""):
         raise UserError(
             "the console needs a terminal (use `mirrorline replicate status` in scripts)"
         )
@@ -101,6 +107,15 @@ def tui(
             run_async(app.source.close())
     if app.return_code:
         raise SystemExit(app.return_code)
+
+
+async def _serves_demo(url: str, token: str) -> bool:
+    """Asked on a client of its own: an HTTP client belongs to the loop it first ran on."""
+    probe = RemoteDemo(url, token)
+    try:
+        return await probe.is_demo()
+    finally:
+        await probe.close()
 
 
 def _state_token(state_dir: Path) -> str:
@@ -142,6 +157,15 @@ def demo_root(ctx: Context) -> Path:
 @click.option("--events", is_flag=True, help="Post each write to the engine's webhook (key e).")
 @click.option("--seed", type=click.IntRange(0, 2**31), default=1, show_default=True)
 @click.option("--clean", is_flag=True, help="Wipe the demo's stores and state first.")
+@click.option(
+    "--web",
+    "web_port",
+    type=click.IntRange(1, 65535),
+    is_flag=False,
+    flag_value=8000,
+    default=None,
+    help="Serve the console in a browser on 127.0.0.1:PORT (default 8000), for a room.",
+)
 @click.pass_obj
 def demo(
     ctx: Context,
@@ -152,6 +176,7 @@ def demo(
     events: bool,
     seed: int,
     clean: bool,
+    web_port: int | None,
 ) -> None:
     """Replication between two real local stores, live, with faults you can inject.
 
@@ -179,7 +204,29 @@ def demo(
         if not summary.verified:
             raise SystemExit(1)
         return
+    if web_port is not None:
+        running = EmbeddedDemo(root, rate, seed, events, clean)
+        run_async(running.start())
+        try:
+            serve_web(root, web_port, "mirrorline demo")
+        finally:
+            run_async(running.close())
+        return
     raise UserError("the console demo is not ready yet: use `mirrorline demo --headless`")
+
+
+def serve_web(state_dir: Path, port: int, title: str) -> None:
+    """The console in a browser (textual-serve): each visitor gets `mirrorline tui` attached
+    to the engine already running on `state_dir`. Loopback only: put a proxy in front."""
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        raise UserError(
+            "the browser view needs textual-serve: pip install 'mirrorline[demo]'"
+        ) from None
+    command = [sys.executable, "-m", "engine.cli", "--state-dir", str(state_dir), "tui"]
+    click.echo(f"the console in a browser: http://127.0.0.1:{port} (Ctrl-C stops)", err=True)
+    Server(shlex.join(command), host="127.0.0.1", port=port, title=title).serve()
 
 
 def _say(line: str) -> None:

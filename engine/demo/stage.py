@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.config import EngineConfig, api_token, ensure
 from engine.demo.lab import Lab
+from engine.demo.remote import demo_routes
 from engine.demo.session import DemoSession
 from engine.engine import Attachment
 from engine.service.http import attach_api, listen_socket, url_of
@@ -43,6 +44,7 @@ async def staged(
         sock = listen_socket("127.0.0.1:0")
         api = url_of(sock)
         session = DemoSession(lab, rate, seed, events, api=api, token=token)
-        yield Stage(lab, session, api, [attach_api(sock, token), session.run])
+        attachments = [attach_api(sock, token, extra=demo_routes(session)), session.run]
+        yield Stage(lab, session, api, attachments)
     finally:
         await lab.stop()

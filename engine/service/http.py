@@ -30,7 +30,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -91,7 +91,14 @@ def guarded(handler: Handler) -> Handler:
     return run
 
 
-def create_app(service: LocalService, token: str, metrics_public: bool = False) -> Starlette:
+def create_app(
+    service: LocalService,
+    token: str,
+    metrics_public: bool = False,
+    extra: Sequence[Route] = (),
+) -> Starlette:
+    """The API over `service`; `extra` routes (the demo's) get the same token and errors."""
+
     async def status(request: Request) -> Response:
         return JSONResponse((await service.status()).to_dict())
 
@@ -286,6 +293,7 @@ def create_app(service: LocalService, token: str, metrics_public: bool = False) 
         Route("/v1/aliases/{name}", guarded(remove_alias), methods=["DELETE"]),
         Route("/v1/events/minio", guarded(minio_events), methods=["POST"]),
         Route("/metrics", guarded(metrics)),
+        *(Route(r.path, guarded(r.endpoint), methods=r.methods) for r in extra),
     ]
     public = frozenset({"/metrics"} if metrics_public else ())
 
@@ -340,7 +348,9 @@ async def serve(app: Starlette, sock: socket.socket, stop: asyncio.Event) -> Non
     await running
 
 
-def attach_api(listen: socket.socket, token: str, metrics_public: bool = False) -> Attachment:
+def attach_api(
+    listen: socket.socket, token: str, metrics_public: bool = False, extra: Sequence[Route] = ()
+) -> Attachment:
     """The HTTP API as an engine attachment: the engine knows nothing of HTTP."""
 
     async def serve_beside(engine: Engine, stop: asyncio.Event) -> None:
@@ -348,7 +358,7 @@ def attach_api(listen: socket.socket, token: str, metrics_public: bool = False) 
         service = LocalService(engine.state, AliasBook(state_dir / "aliases.json"), "api", engine)
         announce(state_dir, url_of(listen))
         try:
-            await serve(create_app(service, token, metrics_public), listen, stop)
+            await serve(create_app(service, token, metrics_public, extra), listen, stop)
         finally:
             withdraw(state_dir)
 
