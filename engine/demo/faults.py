@@ -23,16 +23,16 @@ import logging
 import socket
 import struct
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from engine.demo.framing import BodyMeter
+from engine.demo.pacing import Held, Line
 
 log = logging.getLogger("mirrorline.demo.faults")
 
 CHUNK = 256 * 1024  # largest read; as large as asyncio's own socket reads
-HELD = 8 * 1024 * 1024  # bytes per direction a delay may hold back: 8 MiB / 300 ms ~ 27 MiB/s
 REMEMBERED = 4096  # request targets already cut once, for `reset_after` without repeat
 CONNECT_TIMEOUT = 5.0
 
@@ -83,28 +83,6 @@ class Counters:
     bytes_down: int = 0  # store to client
     resets: int = 0  # connections the proxy reset (a cut, or a reset mid-body)
     refused: int = 0  # turned away: during a cut, or the store did not answer
-
-
-class Line:
-    """A line of `rate` bytes/s: each chunk goes out once the ones before it are through.
-
-    Unlike the engine's TokenBucket (a limit that lets an idle policy burst for a
-    second), a line never runs faster than its rate, idle or not: after a quiet
-    minute a 256 KiB/s link still takes 4 s for a MiB.
-    """
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._free_at = 0.0  # loop time when the line has sent everything given to it
-
-    async def send(self, nbytes: int) -> None:
-        """Wait until the line is free, then hold it for `nbytes`. Waking up late does
-        not cost the line time: the next chunk starts when this one would have ended."""
-        now = asyncio.get_running_loop().time()
-        start = max(now, self._free_at)
-        self._free_at = start + nbytes / self.rate
-        if start > now:
-            await asyncio.sleep(start - now)
 
 
 class FaultProxy:
@@ -291,35 +269,6 @@ def rst(writer: asyncio.StreamWriter) -> None:
 
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-Chunk = tuple[float, bytes, bool]  # (due time, data, reset after it); b"" is the end of stream
-
-
-class _Held:
-    """Chunks read but not yet due, first in first out, at most HELD bytes of them.
-
-    Bounded in bytes, not chunks, because socket reads come in any size: a
-    budget counted in chunks would cap a delayed link at chunks x read size.
-    """
-
-    def __init__(self) -> None:
-        self._chunks: deque[Chunk] = deque()
-        self._bytes = 0
-        self._changed = asyncio.Condition()
-
-    async def put(self, chunk: Chunk) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._bytes < HELD)
-            self._chunks.append(chunk)
-            self._bytes += len(chunk[1])
-            self._changed.notify_all()
-
-    async def get(self) -> Chunk:
-        async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._chunks))
-            chunk = self._chunks.popleft()
-            self._bytes -= len(chunk[1])
-            self._changed.notify_all()
-            return chunk
 
 
 class _Link:
@@ -375,12 +324,12 @@ class _Link:
         """Read, hold back (delay), write. The queue between keeps a delay from
         becoming a throughput cap: each chunk is due `delay` after it was read,
         not `delay` after the one before it was written."""
-        held = _Held()
+        held = Held()
         async with asyncio.TaskGroup() as group:
             group.create_task(self._read(reader, held, up=up))
             group.create_task(self._write(writer, held, up=up))
 
-    async def _read(self, reader: asyncio.StreamReader, held: _Held, *, up: bool) -> None:
+    async def _read(self, reader: asyncio.StreamReader, held: Held, *, up: bool) -> None:
         loop = asyncio.get_running_loop()
         while True:
             data = await reader.read(self.proxy.read_size())
@@ -393,7 +342,7 @@ class _Link:
             if not data or cut_at is not None:
                 return
 
-    async def _write(self, writer: asyncio.StreamWriter, held: _Held, *, up: bool) -> None:
+    async def _write(self, writer: asyncio.StreamWriter, held: Held, *, up: bool) -> None:
         loop = asyncio.get_running_loop()
         while True:
             due, data, reset = await held.get()
