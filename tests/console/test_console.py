@@ -266,4 +266,9 @@ async def test_read_only_refuses_actions(pair: Pair) -> None:
         assert snap(app).policy("p1").state == "enabled"
         assert not snap(app).engine.paused
         assert not isinstance(app.screen, PolicyForm | Confirm)
-        assert [a.actor for a in await app.source.audit()] == ["cli"]  # only the add, by the CLI
+        # only the CLI's: the fixture's two `alias set` and the add
+        assert [(a.action, a.actor) for a in await app.source.audit()] == [
+            ("add-policy", "cli"),
+            ("alias", "cli"),
+            ("alias", "cli"),
+        ]
