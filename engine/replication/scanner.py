@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import MirrorlineError, NotFoundError
@@ -174,8 +174,13 @@ async def scan(
     reverse_policies: Sequence[str] = (),
     prefix: str | None = None,
     chunk_keys: int = 1000,
+    on_enqueued: Callable[[], None] = lambda: None,
 ) -> ScanResult:
-    """Compare source and target under `prefix` (default: the policy's) and enqueue the difference."""
+    """Compare source and target under `prefix` (default: the policy's) and enqueue the difference.
+
+    `on_enqueued` hears of each page that queued something as soon as it is queued,
+    so copying can start while a long scan is still listing.
+    """
     prefix = policy.prefix if prefix is None else prefix
     result = ScanResult()
     source_groups = _grouped(source.list_versions(policy.source_bucket, prefix))
@@ -203,7 +208,10 @@ async def scan(
             )
         if any(t.op is Op.DELETE_VERSION for t in tasks):
             tasks = await _confirmed(tasks, source, policy.source_bucket, prefix, low, high)
-        result.enqueued += await queue.enqueue(tasks)
+        added = await queue.enqueue(tasks)
+        if added:
+            result.enqueued += added
+            on_enqueued()
         if high is not None:
             low = high
         chunk.clear()
