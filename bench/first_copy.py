@@ -11,6 +11,7 @@ in-process Engine (fresh state dir) until synced. Timed from `Engine.run()`:
 - waited: first_copy - first_queued, the part a wake per page can shorten
 - scan_done: the first full scan finished
 - synced: the run ended (everything copied)
+- replicated: the engine's count of replicated objects (N, unless a task ran twice)
 
 A scan lists and enqueues a page (1,000 keys) at a time. A dispatcher that
 hears only of the whole scan's end starts copying after the scan, or at its
@@ -23,9 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import io
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -93,6 +96,8 @@ async def one_round(state: Path) -> dict[str, float]:
         await asyncio.sleep(0.001)
     await run
     marks["synced"] = time.time() - started
+    with contextlib.closing(sqlite3.connect(state / "mirrorline.db")) as db:
+        marks["replicated"] = db.execute("SELECT SUM(replicated) FROM totals").fetchone()[0]
     return marks
 
 

@@ -129,6 +129,24 @@ async def test_a_version_deleted_for_good_at_the_source_is_still_deleted(
     assert await rig.queue.replica_of("p1", "a/1", gone) is None
 
 
+@pytest.mark.parametrize("chunk_keys", [1000, 1])
+async def test_a_replica_deleted_on_the_target_is_still_copied_again(
+    rig: Rig, chunk_keys: int
+) -> None:
+    for key in ("a", "b/1", "c"):
+        rig.pair.put(key, key.encode())
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert len(await rig.run_queued()) == 3
+    (lost,) = rig.target_versions("b/1")
+    rig.pair.dst.remove_object(rig.pair.dst_bucket, "b/1", version_id=lost)
+
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert await queued(rig) == [("b/1", Op.PUT)]
+    assert await rig.run_queued() == [Op.PUT]
+    (again,) = rig.target_versions("b/1")
+    assert again != lost and rig.pair.target_latest()["b/1"] == b"b/1"
+
+
 class Watcher(threading.Thread):
     """Lists the target's versions (delete markers included) every ~100 ms, from outside.
 
