@@ -155,17 +155,15 @@ class Detector:
                 await asyncio.wait_for(wake.wait(), max(0.0, due))
 
     async def _scan(self, policy: Policy, prefix: str | None = None) -> ScanResult:
-        result = await scan(
+        return await scan(
             policy,
             self.engine.clients[policy.source_alias],
             self.engine.clients[policy.target_alias],
             self.engine.queue,
             self.reverse(policy),
             prefix=prefix,
+            on_enqueued=self.engine.dispatchers[policy.target_alias].wake,  # after each page
         )
-        if result.enqueued:
-            self.engine.dispatchers[policy.target_alias].wake()
-        return result
 
     async def _sweep_loop(self, pid: str) -> None:
         """Metadata sync: walk the replica map at a bounded rate comparing tags."""

@@ -3,9 +3,9 @@
 A scan walks three sorted streams in step, a page of keys at a time: the
 source's versions, the target's versions, and the replica map (which source
 version became which target version). `plan_key` decides per key, with no I/O;
-memory stays bounded by one page however large the bucket. The one decision a
-listing cannot settle alone, that a version is gone at the source, is checked
-against a second listing taken after the map was read (`_confirmed`).
+memory stays bounded by one page however large the bucket. A plan that says a
+version the map names is missing (gone at the source, lost on the target) is
+checked against a second listing taken after the map was read (`_confirmed`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import MirrorlineError, NotFoundError
@@ -129,29 +129,52 @@ class _Cursor:
         return out
 
 
-async def _confirmed(
-    tasks: list[NewTask], source: ObjectStore, bucket: str, prefix: str, low: str, high: str | None
-) -> list[NewTask]:
-    """`tasks` less the version deletes whose source version a fresh listing still shows.
-
-    The source page was listed before the replica map was read. A key written in
-    between and copied at once (its event came in) is in the map, not in the page:
-    it looks deleted at the source. A listing taken now, after the map was read,
-    shows every version the map could name unless it really is gone, since
-    version ids are never reused. One listing of the range, only when it has a
-    delete to confirm: a HEAD per version would cost more, and S3 refuses a HEAD
-    of a delete marker's version (405).
-    """
+async def _listed(
+    store: ObjectStore, bucket: str, prefix: str, low: str, high: str | None
+) -> set[tuple[str, str]]:
+    """(key, version id) of every version `store` lists now with low < key <= high."""
     listed: set[tuple[str, str]] = set()
-    pages = source.list_versions(bucket, prefix, key_marker=low)
+    pages = store.list_versions(bucket, prefix, key_marker=low)
     async with contextlib.aclosing(pages):
         async for page in pages:
             listed.update((v.key, v.version_id) for v in page if high is None or v.key <= high)
             if high is not None and page[-1].key > high:
                 break
-    return [
-        t for t in tasks if t.op is not Op.DELETE_VERSION or (t.key, t.version_id) not in listed
-    ]
+    return listed
+
+
+async def _confirmed(
+    tasks: list[NewTask],
+    policy: Policy,
+    source: ObjectStore,
+    target: ObjectStore,
+    prefix: str,
+    low: str,
+    high: str | None,
+) -> list[NewTask]:
+    """`tasks` less the plans that a listing taken after the replica map was read refutes.
+
+    The source page was listed before the map was read, and often the target page
+    too (the cursor reads one group ahead, into the next page). A copy recorded in
+    between is in the map but missing from a page, and two plans say "missing":
+    its source version is gone (a version delete: the fresh replica would be
+    deleted) or its replica is lost (a re-copy: made harmless by the target check,
+    but a HEAD and a second count). A listing of the range taken now shows every
+    version the map can name unless it really is gone, as version ids are never
+    reused. One listing per side, only when a plan needs it: a HEAD per version
+    would cost more, and S3 refuses a HEAD of a delete marker's version.
+    """
+    gone = any(t.op is Op.DELETE_VERSION for t in tasks)
+    lost = any(t.op is not Op.DELETE_VERSION and t.target_version for t in tasks)
+    at_source = await _listed(source, policy.source_bucket, prefix, low, high) if gone else set()
+    on_target = await _listed(target, policy.target_bucket, prefix, low, high) if lost else set()
+
+    def refuted(t: NewTask) -> bool:
+        if t.op is Op.DELETE_VERSION:
+            return (t.key, t.version_id) in at_source
+        return bool(t.target_version) and (t.key, t.target_version) in on_target
+
+    return [t for t in tasks if not refuted(t)]
 
 
 async def scan(
@@ -162,8 +185,13 @@ async def scan(
     reverse_policies: Sequence[str] = (),
     prefix: str | None = None,
     chunk_keys: int = 1000,
+    on_enqueued: Callable[[], None] = lambda: None,
 ) -> ScanResult:
-    """Compare source and target under `prefix` (default: the policy's) and enqueue the difference."""
+    """Compare source and target under `prefix` (default: the policy's) and enqueue the difference.
+
+    `on_enqueued` hears of each page that queued something as soon as it is queued,
+    so copying can start while a long scan is still listing.
+    """
     prefix = policy.prefix if prefix is None else prefix
     result = ScanResult()
     source_groups = grouped(source.list_versions(policy.source_bucket, prefix))
@@ -189,9 +217,11 @@ async def scan(
             tasks += plan_key(
                 policy, key, by_key.get(key, []), on_target.get(key, set()), mapped[key], echoes
             )
-        if any(t.op is Op.DELETE_VERSION for t in tasks):
-            tasks = await _confirmed(tasks, source, policy.source_bucket, prefix, low, high)
-        result.enqueued += await queue.enqueue(tasks)
+        tasks = await _confirmed(tasks, policy, source, target, prefix, low, high)
+        added = await queue.enqueue(tasks)
+        if added:
+            result.enqueued += added
+            on_enqueued()
         if high is not None:
             low = high
         chunk.clear()

@@ -55,6 +55,10 @@ class ListedThen:
             await self._meanwhile()
 
 
+async def queued(rig: Rig) -> list[tuple[str, Op]]:
+    return [(t.key, t.op) for t in await rig.queue.tasks("p1")]
+
+
 @pytest.mark.parametrize("chunk_keys", [1000, 1])  # the race in the first page, or a later one
 @pytest.mark.parametrize("late_key", ["b-between", "z-past-the-end"])
 async def test_a_copy_recorded_after_the_source_listing_is_not_deleted(
@@ -77,11 +81,33 @@ async def test_a_copy_recorded_after_the_source_listing_is_not_deleted(
     assert racing.ran, "the write did not land between listing and map read"
     (replica,) = rig.target_versions(late_key)
 
-    queued = [(t.key, t.op) for t in await rig.queue.tasks("p1")]
-    assert queued == [], "the fresh replica was taken for an orphan"
+    assert await queued(rig) == [], "the fresh replica was taken for an orphan"
     await scan(rig.policy, rig.source, rig.target, rig.queue)  # sees the key: nothing to do
     assert await rig.run_queued() == []
     assert rig.target_versions(late_key) == [replica]
+
+
+async def test_a_copy_recorded_after_its_target_page_was_listed_is_not_queued_again(
+    rig: Rig,
+) -> None:
+    # The target-side twin: the target page holding "b" is listed while the scan
+    # plans "a" (it reads one group ahead), before the map is read for "b".
+    rig.pair.put("a", b"a")
+    await scan(rig.policy, rig.source, rig.target, rig.queue)
+    assert await rig.run_queued() == [Op.PUT]
+    version = rig.pair.put("b", b"b")
+
+    async def copied_through_its_event() -> None:
+        event = Record("s3:ObjectCreated:Put", rig.pair.src_bucket, "b", version, 1, "", 0)
+        assert await ingest([event], [rig.policy], rig.queue, None) == 1
+        assert await rig.run_queued() == [Op.PUT]
+
+    racing = ListedThen(rig.target, copied_through_its_event)
+    await scan(rig.policy, rig.source, racing, rig.queue, chunk_keys=1)  # type: ignore[arg-type]
+    assert racing.ran
+    assert await queued(rig) == [], "a replica on record was taken for a lost one"
+    assert (await rig.queue.counts())["p1"].replicated == 2
+    assert len(rig.target_versions("b")) == 1
 
 
 @pytest.mark.parametrize("chunk_keys", [1000, 1])
@@ -101,6 +127,24 @@ async def test_a_version_deleted_for_good_at_the_source_is_still_deleted(
     assert await rig.run_queued() == [Op.DELETE_VERSION]
     assert rig.target_versions("a/1") == [await rig.queue.replica_of("p1", "a/1", live)]
     assert await rig.queue.replica_of("p1", "a/1", gone) is None
+
+
+@pytest.mark.parametrize("chunk_keys", [1000, 1])
+async def test_a_replica_deleted_on_the_target_is_still_copied_again(
+    rig: Rig, chunk_keys: int
+) -> None:
+    for key in ("a", "b/1", "c"):
+        rig.pair.put(key, key.encode())
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert len(await rig.run_queued()) == 3
+    (lost,) = rig.target_versions("b/1")
+    rig.pair.dst.remove_object(rig.pair.dst_bucket, "b/1", version_id=lost)
+
+    await scan(rig.policy, rig.source, rig.target, rig.queue, chunk_keys=chunk_keys)
+    assert await queued(rig) == [("b/1", Op.PUT)]
+    assert await rig.run_queued() == [Op.PUT]
+    (again,) = rig.target_versions("b/1")
+    assert again != lost and rig.pair.target_latest()["b/1"] == b"b/1"
 
 
 class Watcher(threading.Thread):

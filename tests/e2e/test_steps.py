@@ -22,8 +22,9 @@ from engine.policy import Policy
 from engine.replication.detector import Detector
 from engine.replication.dispatcher import Dispatcher, Recorder, Route
 from engine.replication.health import Link
+from engine.replication.scanner import scan
 from engine.retry import RetryPolicy
-from engine.s3.client import S3Client
+from engine.s3.client import ListedVersion, S3Client
 from engine.state.queue import TaskQueue
 from engine.state.sqlite.policies import PolicyStore
 from tests.conftest import Rig, until
@@ -150,6 +151,53 @@ async def test_sync_once_wakes_the_dispatcher_that_copies(rig: Rig) -> None:
         await until(lambda: len(engine.done) == 5, 20)
     assert await replicated(rig) == keys == await on_target(rig)
     assert await queued(rig) == []
+
+
+# -- scan: a page at a time ----------------------------------------------------------------
+
+
+class Held:
+    """The source, its listing held after its first page until `resume` is set."""
+
+    def __init__(self, source: S3Client, page_size: int) -> None:
+        self._source = source
+        self._page_size = page_size
+        self.resume = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    async def list_versions(
+        self, bucket: str, prefix: str = "", key_marker: str = "", page_size: int = 1000
+    ) -> AsyncIterator[list[ListedVersion]]:
+        async for page in self._source.list_versions(bucket, prefix, key_marker, self._page_size):
+            yield page
+            await self.resume.wait()
+
+
+async def test_copies_start_while_the_scan_is_still_listing(rig: Rig) -> None:
+    rig.pair.seed("k", 30, 16)
+    engine = parts(rig, poll=3600)  # only a wake makes the dispatcher claim
+    source = Held(rig.source, page_size=15)
+    told: list[int] = []
+    async with running(engine):
+
+        def enqueued() -> None:
+            told.append(len(told))
+            engine.dispatcher.wake()
+
+        listing = asyncio.create_task(
+            scan(rig.policy, source, rig.target, rig.queue, chunk_keys=10, on_enqueued=enqueued)  # type: ignore[arg-type]
+        )
+        # The listing waits after its first page (15 keys): the first 10 are queued by then.
+        copied = await until(lambda: replicated(rig), 20)
+        assert not listing.done() and told == [0]
+        assert copied <= {f"k{n:04}" for n in range(10)}
+        source.resume.set()
+        result = await listing
+        assert (result.keys, result.enqueued, told) == (30, 30, [0, 1, 2])
+        await until(lambda: len(engine.done) == 30)
+    assert await on_target(rig) == {f"k{n:04}" for n in range(30)}
 
 
 # -- Dispatcher.claim_once ----------------------------------------------------------------
