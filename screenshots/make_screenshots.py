@@ -1,44 +1,32 @@
-"""Regenerate the console screenshots from a real run (SVG from Textual, PNG via cairosvg).
+"""Regenerate the console screenshots from the demo itself (SVG from Textual, PNG via cairosvg).
 
     .venv/bin/pip install -e '.[test]' cairosvg
-    .venv/bin/python screenshots/make_screenshots.py
+    .venv/bin/python -m screenshots.make_screenshots
 
-Two real SeaweedFS servers; three policies: `photos` copying under a bandwidth limit
-(so transfers are visibly in flight), `logs` whose target bucket is removed after its
-tasks are queued (so failures pile up), `cfg` paused with work waiting. The console
-runs headless with the engine embedded, for a minute so the trends have a past.
-Look at every PNG before committing it.
+It runs `mirrorline demo` headless at 120x36 with Textual's Pilot: steady replication,
+the link cut with the backlog climbing, the recovery after heal, the failures view with
+one failure's details open (the logs copy bucket is removed for a moment, so its copies
+fail with NoSuchBucket), and the add-endpoint and add-policy forms. Look at every PNG
+before committing it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import os
 import re
-import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import cairosvg
 from minio import Minio
 
+from engine.demo.control import DemoAction
+from engine.demo.embedded import EmbeddedDemo
+from engine.s3.control import ControlClient
+from tui.app import Console
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from engine.aliases import Alias, AliasBook  # noqa: E402
-from engine.config import EngineConfig  # noqa: E402
-from engine.demo.seaweed import SeaweedServer  # noqa: E402
-from engine.service import PolicySpec  # noqa: E402
-from engine.service.embedded import EmbeddedEngine  # noqa: E402
-from engine.service.local import LocalService  # noqa: E402
-from tests.conftest import make_bucket  # noqa: E402
-from tui.app import Console  # noqa: E402
-
-
-def client(server: SeaweedServer) -> Minio:
-    host = server.endpoint.split("//")[1]
-    return Minio(host, server.access_key, server.secret_key, secure=False, region="us-east-1")
 
 
 def to_png(svg_path: Path) -> None:
@@ -53,91 +41,85 @@ def to_png(svg_path: Path) -> None:
     )
 
 
-async def shoot(state: Path, src: Minio, dst: Minio) -> None:
-    embedded = EmbeddedEngine(EngineConfig(state_dir=state, workers=16, scan_interval=2))
-    app = Console(embedded, starting=embedded.start, refresh=1.0, where=f"engine on {state.name}")
+async def until(check: Callable[[], Awaitable[bool]], within: float = 120.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise SystemExit("the demo did not get there in time")
+        await asyncio.sleep(0.5)
+
+
+async def shoot(root: Path) -> None:
+    demo = EmbeddedDemo(root, rate=20.0)
+    app = Console(demo, starting=demo.start, refresh=1.0, where="demo")
 
     def save(name: str) -> None:
         path = HERE / f"{name}.svg"
-        path.write_text(app.export_screenshot(title="mirrorline"))
+        path.write_text(app.export_screenshot(title="mirrorline demo"))
         to_png(path)
         print(path.with_suffix(".png"))
 
+    async def replicated(n: int) -> bool:
+        snap = await demo.status()
+        return sum(p.backlog.replicated for p in snap.policies) >= n
+
+    async def backlog(n: int) -> bool:
+        snap = await demo.status()
+        return sum(p.backlog.pending for p in snap.policies) >= n
+
     async with app.run_test(size=(120, 36), notifications=True) as pilot:
-        await pilot.pause(8)
-        dst.remove_bucket("logs-copy")  # queued copies now fail: NoSuchBucket
-        await embedded.set_paused(False, "logs")
-        await pilot.pause(40)
-        save("dashboard")
+        await until(lambda: replicated(300))
+        await pilot.pause(2)
+        save("demo-steady")
+        await demo.demo_act(DemoAction.CUT)
+        await until(lambda: backlog(120))
+        await pilot.pause(2)
+        save("demo-cut")
+        await demo.demo_act(DemoAction.HEAL)
+        await until(lambda: _drained(demo))
+        await pilot.pause(2)
+        save("demo-recovered")
+        assert demo.stage is not None
+        lab = demo.stage.lab
+        direct = Minio(
+            lab.target.endpoint.split("//")[1],
+            lab.target.access_key,
+            lab.target.secret_key,
+            secure=False,
+        )
+        await asyncio.to_thread(direct.remove_bucket, "logs-copy")  # SeaweedFS drops its objects
+        await until(lambda: _failed(demo))
+        await demo.submit(ControlClient(lab.target_alias).make_bucket("logs-copy"))
         await pilot.press("F")
         await pilot.pause(2)
-        await pilot.press("down", "space", "down", "space")
-        await pilot.pause(1.5)
-        save("failures")
+        await pilot.press("down")
         await pilot.press("enter")
-        await pilot.pause(1)
-        save("task-detail")
+        await pilot.pause(1.5)
+        save("demo-failure-detail")
         await pilot.press("escape", "escape")
         await pilot.pause(1)
         await pilot.press("a")
-        await pilot.press(*"src/photos", "tab", *"dst/Photos", "tab", "tab", *"team=", "tab")
+        await pilot.press(*"demo-src/photos", "tab", *"demo-dst/Photos", "tab")
         await pilot.pause(1)
         save("add-policy")
-        await pilot.press("escape", "question_mark")
-        await pilot.pause(1)
-        save("help")
         await pilot.press("escape")
-        await pilot.resize_terminal(80, 24)
-        await pilot.pause(2)
-        save("dashboard-80x24")
-        await embedded.close()
+        await pilot.pause(1)
+        await demo.close()
+
+
+async def _drained(demo: EmbeddedDemo) -> bool:
+    snap = await demo.status()
+    return all(p.backlog.pending + p.backlog.retrying < 20 for p in snap.policies)
+
+
+async def _failed(demo: EmbeddedDemo) -> bool:
+    snap = await demo.status()
+    return any(p.backlog.failed for p in snap.policies)
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        a = SeaweedServer(root / "a", access_key="shotsrc", secret_key="shot-src-secret")
-        b = SeaweedServer(root / "b", access_key="shotdst", secret_key="shot-dst-secret")
-        a.start()
-        b.start()
-        try:
-            src, dst = client(a), client(b)
-            for name in ("photos", "logs", "cfg"):
-                make_bucket(src, name)
-                make_bucket(dst, f"{name}-copy")
-            for i in range(400):
-                data = os.urandom(200_000 + 3000 * i)
-                src.put_object("photos", f"2026/11/IMG_{i:04}.heic", io.BytesIO(data), len(data))
-            for i in range(60):
-                src.put_object("logs", f"app/{i:03}.log", io.BytesIO(b"l" * 900), 900)
-            for i in range(8):
-                src.put_object("cfg", f"cfg/{i}.yaml", io.BytesIO(b"c" * 300), 300)
-            state = root / "state"
-            book = AliasBook(state / "aliases.json")
-            book.set(Alias("src", a.endpoint, a.access_key, a.secret_key))
-            book.set(Alias("dst", b.endpoint, b.access_key, b.secret_key))
-            asyncio.run(policies(state))
-            asyncio.run(shoot(state, src, dst))
-        finally:
-            a.stop()
-            b.stop()
-
-
-async def policies(state: Path) -> None:
-    service = await LocalService.open(state, actor="cli")
-    try:
-        for pid, bucket, bandwidth in (
-            ("photos", "photos", "4MiB"),
-            ("logs", "logs", ""),
-            ("cfg", "cfg", ""),
-        ):
-            await service.add_policy(
-                PolicySpec(f"src/{bucket}", f"dst/{bucket}-copy", id=pid, bandwidth=bandwidth)
-            )
-        await service.set_paused(True, "logs")
-        await service.set_paused(True, "cfg")
-    finally:
-        await service.close()
+        asyncio.run(shoot(Path(tmp) / "demo"))
 
 
 if __name__ == "__main__":
