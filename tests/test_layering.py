@@ -112,9 +112,13 @@ def test_replication_knows_stores_only_by_the_protocol() -> None:
 
 
 # What the console may import from the engine: the service interface and the data it
-# carries. Everything else (state, replication, s3, HTTP client, engine) stays out.
+# carries, the demo's control interface, and the alias record with its rules (the
+# endpoint form builds one). Everything else (state, replication, s3, HTTP client,
+# engine, the demo's machinery) stays out.
 CONSOLE_MAY_IMPORT = (
     "engine.service",
+    "engine.demo.control",
+    "engine.aliases",
     "engine.telemetry.snapshot",
     "engine.model",
     "engine.policy",

@@ -11,22 +11,27 @@ Freezing the display stops rendering, not the engine.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from textual import on, work
+from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
+from engine.demo.control import DemoAction, DemoControl
 from engine.errors import MirrorlineError
-from engine.service import Service
-from tui.actions import ACTIONS, allowed, bindings
+from engine.service import AliasWriter, Service
+from tui.actions import ACTIONS, DEMO_KEYS, allowed, bindings
 from tui.messages import (
+    DemoRequested,
     EngineRequest,
     PauseRequested,
     RefreshRequested,
@@ -34,6 +39,7 @@ from tui.messages import (
     SourceFailed,
 )
 from tui.screens import ConsoleScreen
+from tui.screens.alias_form import AliasForm
 from tui.screens.audit import AuditScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.failures import FailuresScreen
@@ -42,6 +48,20 @@ from tui.screens.policy_form import PolicyForm
 from tui.view import View
 
 HISTORY_SECONDS = 15 * 60  # sparklines reach back this far (from the engine's history)
+log = logging.getLogger("mirrorline.console")
+NO_SECRETS = (
+    "this engine is reached over its API, which takes no secrets: add the endpoint on its "
+    "machine with `mirrorline alias set NAME URL ACCESS_KEY SECRET_KEY`"
+)
+
+
+def failed_to_start(exc: Exception) -> str:
+    """The reason in one line. Textual's own report of a crash lists each frame's locals,
+    a store's secret key among them: so everything that starting raises ends here."""
+    if isinstance(exc, MirrorlineError):
+        return exc.reason
+    log.error("the engine failed to start", exc_info=exc)  # console.log: frames, no locals
+    return f"the engine failed to start: {exc} (details in console.log)"
 
 
 class Console(App[None]):
@@ -50,7 +70,17 @@ class Console(App[None]):
     CSS_PATH = Path(__file__).with_name("console.tcss")  # absolute: subclasses live elsewhere
     TITLE = "mirrorline"
     BINDINGS = [
-        *bindings("pause_engine", "add_policy", "failures", "freeze", "audit", "help", "quit"),
+        *bindings(
+            "pause_engine",
+            "add_policy",
+            "add_endpoint",
+            "failures",
+            "freeze",
+            "audit",
+            "help",
+            "quit",
+            *DEMO_KEYS,
+        ),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
@@ -61,6 +91,7 @@ class Console(App[None]):
         refresh: float = 1.0,
         read_only: bool = False,
         starting: Callable[[], Awaitable[None]] | None = None,
+        starting_says: str = "starting the engine",
         where: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,7 +103,13 @@ class Console(App[None]):
         self.clock = clock
         self.view = View()
         self._starting = starting
+        self._starting_says = starting_says  # shown until the engine serves
         self._quitting = False
+
+    @property
+    def demo(self) -> DemoControl | None:
+        """The source, when it is a demo: the demo keys and the demo bar are on."""
+        return self.source if isinstance(self.source, DemoControl) else None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -83,12 +120,14 @@ class Console(App[None]):
     @work(exclusive=True, group="start")
     async def start(self) -> None:
         if self._starting is not None:
+            self.publish(replace(self.view, starting=self._starting_says))
             try:
                 await self._starting()
-            except MirrorlineError as exc:
+            except Exception as exc:  # noqa: BLE001 - one line, never a traceback with locals
                 if not self._quitting:  # q pressed while starting is not a failure
-                    self.exit(message=f"mirrorline: error: {exc.reason}", return_code=1)
+                    self.exit(message=f"mirrorline: error: {failed_to_start(exc)}", return_code=1)
                 return
+            self.publish(replace(self.view, starting=""))
         await self.load_history()
         await self.poll_now()
         self.set_interval(self.refresh_every, self.poll)
@@ -110,20 +149,28 @@ class Console(App[None]):
         self.poll()
 
     async def poll_now(self) -> None:
-        """One poll: the snapshot, and what the screen on top shows beyond it."""
+        """One poll: the snapshot, what the screen on top shows beyond it, the demo's state."""
         top = self.top()
         screen = top if isinstance(top, ConsoleScreen) else None
+        demo = self.demo
         try:
             snapshot = await self.source.status()
             extra = await screen.fetch(self.source) if screen is not None else None
+            state = await demo.demo_state() if demo is not None else None
         except MirrorlineError as exc:
             self.post_message(SourceFailed(exc.reason))
             return
-        self.post_message(SnapshotReceived(snapshot, self.clock(), screen, extra))
+        self.post_message(SnapshotReceived(snapshot, self.clock(), screen, extra, state))
 
     def on_snapshot_received(self, message: SnapshotReceived[Any]) -> None:
         self.publish(
-            replace(self.view, snapshot=message.snapshot, received_at=message.received_at, error="")
+            replace(
+                self.view,
+                snapshot=message.snapshot,
+                received_at=message.received_at,
+                error="",
+                demo=message.demo,
+            )
         )
         # Only the screen the extra was fetched for, and only while it is still on top.
         screen = message.screen
@@ -150,6 +197,8 @@ class Console(App[None]):
                 screen.view = view
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "demo":
+            return self.demo is not None  # off the footer, the palette and the keys otherwise
         return allowed(action, self.read_only)
 
     # -- actions -------------------------------------------------------------------------
@@ -176,6 +225,15 @@ class Console(App[None]):
 
     def action_add_policy(self) -> None:
         self.push_screen(PolicyForm(self.source))
+
+    def action_add_endpoint(self) -> None:
+        if not isinstance(self.source, AliasWriter):
+            self.notify(NO_SECRETS, title="Unavailable here", severity="warning", timeout=10)
+            return
+        self.push_screen(AliasForm(self.source))
+
+    def action_demo(self, name: str) -> None:
+        self.run_request(DemoRequested(action=DemoAction(name)))
 
     def action_failures(self) -> None:
         if not isinstance(self.screen, FailuresScreen):
@@ -213,14 +271,15 @@ class Console(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in [*self.BINDINGS, *screen.BINDINGS]:
-            if not isinstance(binding, Binding) or binding.action not in ACTIONS:
+            if not isinstance(binding, Binding) or binding.id not in ACTIONS:
                 continue
-            action = ACTIONS[binding.action]
-            if self.check_action(action.name, ()) is False:
+            action = ACTIONS[binding.id]
+            _, name, parameters = parse_action(action.call)
+            target = screen if hasattr(screen, f"action_{name}") else self
+            if target.check_action(name, parameters) is False:
                 continue
-            target = screen if hasattr(screen, f"action_{action.name}") else self
             yield SystemCommand(
                 f"{action.label} ({binding.key_display or binding.key})",
                 action.description,
-                getattr(target, f"action_{action.name}"),
+                partial(self.run_action, action.call, target),
             )

@@ -10,9 +10,10 @@ import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from engine import config
 from engine.cli.context import Context, run_async
@@ -26,7 +27,15 @@ from engine.service.embedded import EmbeddedEngine
 from engine.service.local import LocalService
 from engine.service.remote import RemoteService
 
+if TYPE_CHECKING:  # textual loads only when a console opens, not for every CLI command
+    from tui.app import Console
+
 T = TypeVar("T")
+DEMO_REFRESH = 0.5  # the demo is local: a quicker screen costs nothing
+DEMO_STARTING = (
+    "starting the demo: two SeaweedFS stores, a fault proxy before the target, the engine "
+    "and the workload (a few seconds)"
+)
 
 
 def log_to_file(path: Path) -> None:
@@ -95,18 +104,35 @@ def tui(
             starting=embedded.start,
             where=f"engine on {ctx.state_dir}",
         )
+    run_console(app, ctx.state_dir, "use `mirrorline replicate status` in scripts")
+
+
+def run_console(app: Console, state_dir: Path, instead: str) -> None:
+    """Run the app in this terminal; an embedded engine is drained whatever happens."""
     if not os.isatty(1) and "web_driver" not in os.environ.get("TEXTUAL_DRIVER", ""):
-        raise UserError(
-            "the console needs a terminal (use `mirrorline replicate status` in scripts)"
-        )
-    log_to_file(config.ensure(ctx.state_dir) / "console.log")
+        raise UserError(f"the console needs a terminal ({instead})")
+    log_to_file(config.ensure(state_dir) / "console.log")
+    previous = signal.signal(signal.SIGTERM, lambda *_: _quit_soon(app))
     try:
         app.run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if isinstance(app.source, EmbeddedEngine):  # crashed or killed: still drain it
             run_async(app.source.close())
     if app.return_code:
         raise SystemExit(app.return_code)
+
+
+def _quit_soon(app: Console) -> None:
+    """SIGTERM quits as `q` does (an embedded engine drains, a demo's stores stop).
+
+    The handler runs on the app's thread, inside its loop's wait: the thread-safe
+    call is the one that wakes that wait."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # the app's loop is not up yet, or gone: stop the plain way
+        raise SystemExit(128 + signal.SIGTERM) from None
+    loop.call_soon_threadsafe(app.call_later, app.action_quit)
 
 
 async def _serves_demo(url: str, token: str) -> bool:
@@ -154,7 +180,7 @@ def demo_root(ctx: Context) -> Path:
     show_default=True,
     help="Operations per second on the source (+/- change it in the console).",
 )
-@click.option("--events", is_flag=True, help="Post each write to the engine's webhook (key e).")
+@click.option("--events", is_flag=True, help="Post each write to the engine's webhook (key E).")
 @click.option("--seed", type=click.IntRange(0, 2**31), default=1, show_default=True)
 @click.option("--clean", is_flag=True, help="Wipe the demo's stores and state first.")
 @click.option(
@@ -185,13 +211,35 @@ def demo(
     that the fault keys control, aliases demo-src and demo-dst, two policies (one
     whole bucket, one limited to a prefix), a seeded workload (small and multipart
     objects, overwrites, deletes, tags, unicode keys) and the engine, then opens
-    the console. Keys in the console: c cut the link, l add latency, b cap
-    bandwidth, x reset connections mid-body, h heal; +/- change the rate; e post
-    each write as a MinIO webhook event (lag drops from a scan interval to
-    sub-second). `q`, Ctrl-C or SIGTERM stop the stores with the demo; the data is
-    kept for inspection unless --clean.
+    the console. A bar under its header shows the fault on the link and since
+    when, the write rate, and whether events are on.
+
+    \b
+    Keys in the console (capitals: c, l, x and e keep their console meaning):
+      C  cut the link to the target     H  heal: every fault off
+      L  add latency on the link        +  double the write rate
+      B  cap the link's bandwidth       -  halve it
+      X  reset connections mid-body     E  post each write as a MinIO webhook
+                                           event (lag: scan interval -> sub-second)
+      a  add a policy   A  add an endpoint   ?  every key   q  quit
+
+    `q`, Ctrl-C or SIGTERM stop the stores with the demo; the data is kept for
+    inspection unless --clean. --headless runs without the console, for
+    --duration seconds (with --faults, a scripted cut, latency and resets), and
+    ends with a verify of the target.
     """
     root = demo_root(ctx)
+    if not headless:
+        scripted = [
+            f"--{name}"
+            for name in ("duration", "faults")
+            if click.get_current_context().get_parameter_source(name) is ParameterSource.COMMANDLINE
+        ]
+        if scripted:
+            raise UserError(
+                f"{' and '.join(scripted)} go with --headless: in the console, the keys inject "
+                "faults (C, L, B, X; H heals) and q ends the demo"
+            )
     if clean and (root / "mirrorline.db").exists():
         for name in ("mirrorline.db", "mirrorline.db-wal", "mirrorline.db-shm", "aliases.json"):
             (root / name).unlink(missing_ok=True)
@@ -212,7 +260,17 @@ def demo(
         finally:
             run_async(running.close())
         return
-    raise UserError("the console demo is not ready yet: use `mirrorline demo --headless`")
+    from tui.app import Console
+
+    embedded = EmbeddedDemo(root, rate, seed, events, clean)
+    app = Console(
+        embedded,
+        refresh=DEMO_REFRESH,
+        starting=embedded.start,
+        starting_says=DEMO_STARTING,
+        where=f"demo on {root}",
+    )
+    run_console(app, root, "use `mirrorline demo --headless` in scripts")
 
 
 def serve_web(state_dir: Path, port: int, title: str) -> None:

@@ -15,6 +15,8 @@ from typing import Generic, TypeVar
 
 from textual.message import Message
 
+from engine.demo.control import DemoAction, DemoControl, DemoState
+from engine.errors import UserError
 from engine.service import Service
 from engine.telemetry.snapshot import Snapshot
 from tui.screens import ConsoleScreen
@@ -30,6 +32,7 @@ class SnapshotReceived(Message, Generic[T]):
     received_at: float  # the console's clock
     screen: ConsoleScreen[T] | None  # None when a modal was on top: nothing to render
     extra: T
+    demo: DemoState | None = None  # fetched in the same poll, on a demo's console
 
 
 @dataclass
@@ -111,3 +114,30 @@ class RetryRequested(EngineRequest):
             return f"{len(self.ids)} task(s) queued again"
         scope = f" of policy {self.policy}" if self.policy else ""
         return f"{count:,} failed or retrying task(s){scope} queued again"
+
+
+@dataclass(kw_only=True)
+class DemoRequested(EngineRequest):
+    """A demo key: a fault on the link, the write rate, or the events toggle."""
+
+    action: DemoAction
+
+    async def send(self, service: Service) -> str:
+        if not isinstance(service, DemoControl):
+            raise UserError("the demo keys work in `mirrorline demo` only")
+        return demo_said(self.action, await service.demo_act(self.action))
+
+
+def demo_said(action: DemoAction, state: DemoState) -> str:
+    """The toast for a demo key, from the state the demo reports after it."""
+    if action is DemoAction.HEAL:
+        return "Link healed: every fault off"
+    if action is DemoAction.CUT:
+        return "Link cut: the engine sees the target offline and holds its queue (H heals)"
+    if action in (DemoAction.LATENCY, DemoAction.THROTTLE, DemoAction.RESETS):
+        return f"Fault on the link: {state.fault} (H heals)"
+    if action is DemoAction.EVENTS:
+        if state.events:
+            return "Events on: each write is posted to the engine's webhook; lag ≈ sub-second"
+        return "Events off: the engine finds writes by scanning; lag ≈ the scan interval"
+    return f"Write rate: {state.rate:g} operations per second"

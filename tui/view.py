@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from engine.demo.control import DemoControl, DemoState
 from engine.service import Service
 from engine.telemetry.snapshot import HistoryPoint, Snapshot
 
@@ -25,6 +26,8 @@ class View:
     error: str = ""  # the source's last failure, shown until a poll succeeds
     frozen: bool = False  # the display holds still; the engine and the polls go on
     history: list[HistoryPoint] = field(default_factory=list)  # seeds the sparklines
+    starting: str = ""  # what is being started, while the engine (or the demo) comes up
+    demo: DemoState | None = None  # the demo's faults and traffic, on a demo's console
 
 
 class Host(Protocol):
@@ -51,3 +54,6 @@ class Host(Protocol):
 
     @property
     def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def demo(self) -> DemoControl | None: ...  # the source, when it is a demo

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from engine.aliases import Alias
 from engine.checks.report import Difference, PolicyReport
 from engine.errors import UserError
 from engine.model import Attempt, Task, TaskState
@@ -184,12 +185,25 @@ class Service(abc.ABC):
         """Let go of connections. A remote or local engine runs on; an embedded one drains."""
 
 
+class AliasWriter(abc.ABC):
+    """An engine that can be handed an endpoint's secret keys: one on this machine.
+
+    Apart from `Service` on purpose: the HTTP API takes no secrets in, as it shows
+    none, so a remote engine has no way to accept them. A front end asks
+    `isinstance(service, AliasWriter)` and, when it is not, says why (the CLI's
+    `alias set` works on the engine's own state dir)."""
+
+    @abc.abstractmethod
+    async def set_alias(self, alias: Alias, check: bool = True) -> None:
+        """Add or replace an alias, after checking that its endpoint takes the keys."""
+
+
 def next_step(aliases: int, policies: int) -> str | None:
     """What a newcomer with nothing configured should do next (None once replicating)."""
     if aliases == 0:
         return (
-            "no endpoints yet: add one with `mirrorline alias set NAME URL`, "
-            "or see replication live with `mirrorline demo`"
+            "no endpoints yet: add one with `mirrorline alias set NAME URL ACCESS_KEY SECRET_KEY`"
+            " (or `A` in the console), or see replication live with `mirrorline demo`"
         )
     if policies == 0:
         return (

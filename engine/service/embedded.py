@@ -17,14 +17,14 @@ from concurrent.futures import Future
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-from engine.aliases import AliasBook
+from engine.aliases import Alias, AliasBook
 from engine.checks.report import Difference, PolicyReport
 from engine.config import EngineConfig
 from engine.engine import Attachment, Engine
 from engine.errors import MirrorlineError
 from engine.model import Attempt, TaskState
 from engine.policy import Policy
-from engine.service import AuditEntry, PolicySpec, Service, TaskPage
+from engine.service import AliasWriter, AuditEntry, PolicySpec, Service, TaskPage
 from engine.service.local import LocalService
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 
@@ -36,7 +36,7 @@ T = TypeVar("T")
 Lifespan = Callable[[], AbstractAsyncContextManager[Sequence[Attachment]]]
 
 
-class EmbeddedEngine(Service):
+class EmbeddedEngine(Service, AliasWriter):
     def __init__(
         self, config: EngineConfig, actor: str = "console", lifespan: Lifespan | None = None
     ) -> None:
@@ -193,6 +193,9 @@ class EmbeddedEngine(Service):
 
     async def aliases(self) -> list[dict[str, object]]:
         return await self._call(lambda s: s.aliases())
+
+    async def set_alias(self, alias: Alias, check: bool = True) -> None:
+        await self._call(lambda s: s.set_alias(alias, check))
 
     async def remove_alias(self, name: str) -> None:
         await self._call(lambda s: s.remove_alias(name))

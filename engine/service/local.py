@@ -30,7 +30,7 @@ from engine.policy import (
     parse_replicate,
     parse_tags,
 )
-from engine.service import MAX_PAGE, AuditEntry, PolicySpec, Service, TaskPage
+from engine.service import MAX_PAGE, AliasWriter, AuditEntry, PolicySpec, Service, TaskPage
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
 from engine.telemetry.compose import FRESH, compose, state_of, targets
@@ -42,7 +42,7 @@ MAX_RESYNC_PAGE = 1000
 
 
 @dataclass
-class LocalService(Service):
+class LocalService(Service, AliasWriter):
     """The state dir's database, and the engine in this process when there is one.
 
     Aliases are read from their file on each use (`book.fresh()`): the CLI may
@@ -249,7 +249,7 @@ class LocalService(Service):
     async def set_alias(self, alias: Alias, check: bool = True) -> None:
         """Add or replace an alias, after checking that its endpoint takes the keys.
 
-        Only here, not on `Service`: the API takes no secrets, as it shows none."""
+        An `AliasWriter`, not on `Service`: the API takes no secrets, as it shows none."""
         if check:
             await check_alias(alias)
         self.book.fresh().set(alias)

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from textual.pilot import Pilot
 
 from engine.aliases import AliasBook
+from engine.demo.control import DemoAction, DemoControl, DemoState
 from engine.model import NewTask, Op
 from engine.policy import Policy
 from engine.service.local import LocalService
@@ -102,3 +104,44 @@ async def settle(pilot: Pilot[Any]) -> None:
     """Every worker done (the start, a poll, a request), then the messages they posted."""
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)
+
+
+@dataclass
+class StillDemo(LocalService, DemoControl):
+    """The seeded service as a demo's console sees it, with a demo that holds one state.
+
+    For the screens only (snapshots, which key reaches the demo): the fault keys'
+    effect on a real link is proven against a real EmbeddedDemo (tests/e2e)."""
+
+    shown: DemoState = field(
+        default_factory=lambda: DemoState("cut", FROZEN - 42, 20.0, True, 1234, 1200, 0)
+    )
+    acted: list[DemoAction] = field(default_factory=list)
+
+    async def demo_state(self) -> DemoState:
+        return self.shown
+
+    async def demo_act(self, action: DemoAction) -> DemoState:
+        self.acted.append(action)
+        return self.shown
+
+
+def demo_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The seeded queue on a demo's console: the demo bar shows, the demo keys work."""
+    for app in console_over(tmp_path, monkeypatch, history=False):
+        service = app.source
+        assert isinstance(service, LocalService)
+        demo = StillDemo(service.state, service.book, "console")
+        yield Console(demo, refresh=3600, where="demo on /tmp/demo", clock=lambda: FROZEN)
+
+
+def empty_console(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """A state dir with nothing in it: what a newcomer's first `mirrorline tui` shows."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    state = asyncio.run(open_state(tmp_path / "mirrorline.db"))
+    service = LocalService(state, AliasBook(tmp_path / "aliases.json"), "console")
+    yield Console(service, refresh=3600, where="state: /srv/mirrorline", clock=lambda: FROZEN)
+    asyncio.run(state.close())
+    os.environ.pop("TZ", None)
+    time.tzset()

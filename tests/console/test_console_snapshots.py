@@ -9,6 +9,7 @@ at the SVGs in tests/__snapshots__/ before committing them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tests.console.console_seed import console_over, settle
+from tests.console.console_seed import FROZEN, console_over, demo_over, empty_console, settle
 from tui.app import Console
 
 
@@ -36,6 +37,17 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]
 def no_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
     """The same queue on an engine that has not recorded a minute of history yet."""
     yield from console_over(tmp_path, monkeypatch, history=False)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The same queue on a demo's console, its link cut 42 s ago, events on."""
+    yield from demo_over(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    yield from empty_console(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("size", [(120, 36), (80, 24)])
@@ -75,3 +87,39 @@ def test_help(seeded: Console, snap_compare: Any) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(seeded, terminal_size=(120, 36), run_before=open_help)
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+def test_demo_bar(demo: Console, snap_compare: Any, size: tuple[int, int]) -> None:
+    """Under the header: the fault and since when, the rate, events on, and the demo's keys;
+    at 80 columns the counts give way and the fault stays."""
+    assert snap_compare(demo, terminal_size=size, run_before=settle)
+
+
+def test_first_run_hint(empty: Console, snap_compare: Any) -> None:
+    """Nothing configured: the empty policies table says what to do first."""
+    assert snap_compare(empty, terminal_size=(120, 36), run_before=settle)
+
+
+def test_starting_says_what_starts(tmp_path: Path, snap_compare: Any) -> None:
+    """While the engine (here: one that never comes up) starts, the screen says so."""
+
+    async def never() -> None:
+        await asyncio.Event().wait()
+
+    for app in empty_console(tmp_path, pytest.MonkeyPatch()):
+        starting = Console(
+            app.source,
+            refresh=3600,
+            starting=never,
+            starting_says="starting the demo: two SeaweedFS stores and the engine",
+            where="demo on /tmp/demo",
+            clock=lambda: FROZEN,
+        )
+
+        async def started(pilot: Pilot[Any]) -> None:
+            while not pilot.app.view.starting:  # type: ignore[attr-defined]
+                await pilot.pause(0.05)
+            await pilot.pause(0.2)
+
+        assert snap_compare(starting, terminal_size=(120, 36), run_before=started)

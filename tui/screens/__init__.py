@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar, cast
 
+from textual.app import ComposeResult
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 
 from engine.service import Service
 from tui.actions import allowed
 from tui.view import Host, View
+from tui.widgets.demo import DemoBar
 from tui.widgets.status import StatusBar
 
 T = TypeVar("T")
@@ -45,11 +47,13 @@ class ConsoleScreen(Screen[None], Generic[T]):
     def render_view(self, view: View, extra: T) -> None:
         """Show a fresh snapshot, with what `fetch()` returned for it."""
 
-    def status_bar(self) -> StatusBar:
-        """The header strip, bound to this screen's view."""
+    def header(self) -> ComposeResult:
+        """The status strip, and on a demo's console the demo bar; bound to this screen's view."""
         host = self.host
         bar = StatusBar(clock=host.clock, refresh=host.refresh_every, where=host.where, id="status")
-        return bar.data_bind(ConsoleScreen.view)
+        yield bar.data_bind(ConsoleScreen.view)
+        if host.demo is not None:
+            yield DemoBar(clock=host.clock, id="demo").data_bind(ConsoleScreen.view)
 
     def on_mount(self) -> None:  # runs besides a subclass's own on_mount (Textual walks the MRO)
         self.view = self.host.view  # a screen pushed between polls starts from the latest

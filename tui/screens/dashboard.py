@@ -1,26 +1,31 @@
 """The dashboard: everything at a glance, every action one key away.
 
-status strip (engine, links, freshness)
-policies      PENDING IN-FLT RETRY FAILED LAG RATE per policy
+status strip (engine, links, freshness); on a demo, the demo bar
+policies      PENDING IN-FLT RETRY FAILED LAG RATE per policy (none yet: what to do first)
 trends        throughput · backlog · lag, the last minutes
 in flight     per transfer progress        recent failures
 """
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import Resize
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable, Footer, Label
 
 from engine.model import Task, TaskState
-from engine.service import Service, TaskPage
+from engine.service import Service, TaskPage, next_step
 from engine.telemetry.snapshot import PolicyStats, Snapshot, Transfer
 from tui import fmt
 from tui.actions import bindings
 from tui.messages import RetryRequested
 from tui.screens.failures import FailuresScreen
+from tui.screens.form import say
 from tui.screens.policy_actions import PolicyActions
 from tui.screens.task_detail import TaskDetail, failure_state
 from tui.view import View
@@ -36,6 +41,14 @@ STATE_STYLE = {
     "waiting": "error",
 }
 NARROW_HIDES = {"source", "limit"}  # at 80 columns the target says enough
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What the dashboard reads beside the snapshot."""
+
+    failures: TaskPage
+    aliases: int | None  # counted only while there is no policy: the first-run hint needs it
 
 
 def policy_state(p: PolicyStats, snapshot: Snapshot) -> str:
@@ -87,7 +100,7 @@ def failure_row(t: Task, now: float) -> list[Cell]:
     ]
 
 
-class DashboardScreen(PolicyActions[TaskPage]):
+class DashboardScreen(PolicyActions[Fetched]):
     BINDINGS = bindings(
         "pause_policy",
         "retry",
@@ -107,9 +120,10 @@ class DashboardScreen(PolicyActions[TaskPage]):
         self.failures: dict[str, Task] = {}  # the recent failures shown, by row key
 
     def compose(self) -> ComposeResult:
-        yield self.status_bar()
+        yield from self.header()
         with Vertical(id="policies-panel", classes="panel") as panel:
             panel.border_title = "Policies"
+            yield Label("", id="first-run")
             yield LiveTable(
                 [
                     ("id", "ID"),
@@ -171,15 +185,29 @@ class DashboardScreen(PolicyActions[TaskPage]):
             NARROW_HIDES if event.size.width < 100 else set()
         )
 
-    async def fetch(self, source: Service) -> TaskPage:
-        return await source.tasks(
+    async def fetch(self, source: Service) -> Fetched:
+        failures = await source.tasks(
             [TaskState.FAILED, TaskState.RETRYING], limit=RECENT_FAILURES, descending=True
         )
+        last = self.host.view.snapshot
+        aliases = len(await source.aliases()) if last is None or not last.policies else None
+        return Fetched(failures, aliases)
 
-    def render_view(self, view: View, extra: TaskPage) -> None:
+    def watch_view(self, view: View) -> None:
+        """Before the first snapshot, the empty table says what is starting."""
+        if view.snapshot is None:
+            with contextlib.suppress(NoMatches):  # handed a view before it has composed
+                say(
+                    self.query_one("#first-run", Label),
+                    f"{view.starting}…" if view.starting else "",
+                )
+
+    def render_view(self, view: View, extra: Fetched) -> None:
         snapshot = view.snapshot
         if snapshot is None:
             return
+        hint = next_step(extra.aliases, 0) if extra.aliases is not None else None
+        say(self.query_one("#first-run", Label), hint if not snapshot.policies and hint else "")
         now = self.host.clock()
         if not self._seeded:
             self.series.seed(view.history)
@@ -197,9 +225,9 @@ class DashboardScreen(PolicyActions[TaskPage]):
             [(str(t.task_id), transfer_row(t)) for t in transfers]
         )
         self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
-        self.failures = {str(t.id): t for t in extra.tasks}
+        self.failures = {str(t.id): t for t in extra.failures.tasks}
         self.query_one("#recent", LiveTable).sync(
-            [(str(t.id), failure_row(t, now)) for t in extra.tasks]
+            [(str(t.id), failure_row(t, now)) for t in extra.failures.tasks]
         )
         total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)
         self.query_one(

@@ -59,7 +59,7 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
         self.marked: set[int] = set()
 
     def compose(self) -> ComposeResult:
-        yield self.status_bar()
+        yield from self.header()
         yield Label("", id="where")
         yield Input(
             placeholder="filter: part of a key or an error, Enter applies, Esc clears", id="filter"

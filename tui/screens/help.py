@@ -1,4 +1,4 @@
-"""`?`: every key, from the same table that binds them."""
+"""`?`: every key, from the same table that binds them (the demo's too, on a demo)."""
 
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ class HelpScreen(ConsoleModal[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
     def compose(self) -> ComposeResult:
-        read_only = self.host.read_only
+        read_only, demo = self.host.read_only, self.host.demo is not None
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
         for action in ACTIONS.values():
+            if action.demo and not demo:
+                continue  # the demo's keys exist only in `mirrorline demo`
             note = " (off: --read-only)" if action.mutates and read_only else ""
             table.add_row(key_label(action), action.description + note)
         for keys, what in EXTRA:

@@ -22,10 +22,13 @@ def status_line(
     error: str,
     frozen: bool,
     where: str,
+    starting: str = "",
 ) -> Content:
     """One line; every state is a word next to its colour, so it reads without colour too."""
     parts: list[tuple[str, str]] = [(" mirrorline ", "bold")]
-    if snapshot is None:
+    if snapshot is None and starting:
+        parts.append(("● starting… ", "$warning"))  # what starts: in the screen's body
+    elif snapshot is None:
         parts.append(("● unreachable " if error else "● connecting… ", "$warning"))
     elif not snapshot.engine.running:
         parts.append(("● stopped ", "$error"))
@@ -97,4 +100,5 @@ class StatusBar(Widget):
             error=view.error,
             frozen=view.frozen,
             where=self.where,
+            starting=view.starting,
         )
