@@ -6,7 +6,7 @@
 It runs `mirrorline demo` headless at 120x36 with Textual's Pilot: steady replication,
 the link cut with the backlog climbing, the recovery after heal, the failures view with
 one failure's details open (the logs copy bucket is removed for a moment, so its copies
-fail with NoSuchBucket), and the add-endpoint and add-policy forms. Look at every PNG
+fail with NoSuchBucket), and the add-endpoint and add-policy forms, the help, and the dashboard folded to 80x24. Look at every PNG
 before committing it.
 """
 
@@ -23,6 +23,7 @@ from minio import Minio
 
 from engine.demo.control import DemoAction
 from engine.demo.embedded import EmbeddedDemo
+from engine.errors import MirrorlineError
 from engine.s3.control import ControlClient
 from tui.app import Console
 
@@ -43,7 +44,12 @@ def to_png(svg_path: Path) -> None:
 
 async def until(check: Callable[[], Awaitable[bool]], within: float = 120.0) -> None:
     deadline = asyncio.get_running_loop().time() + within
-    while not await check():
+    while True:
+        try:
+            if await check():
+                return
+        except MirrorlineError:  # still starting
+            pass
         if asyncio.get_running_loop().time() > deadline:
             raise SystemExit("the demo did not get there in time")
         await asyncio.sleep(0.5)
@@ -71,8 +77,11 @@ async def shoot(root: Path) -> None:
         await until(lambda: replicated(300))
         await pilot.pause(2)
         save("demo-steady")
+        # Events on, as a MinIO source would send them: scans wait while the target's link
+        # is down, so without events the backlog could not grow during the cut.
+        await demo.demo_act(DemoAction.EVENTS)
         await demo.demo_act(DemoAction.CUT)
-        await until(lambda: backlog(120))
+        await until(lambda: backlog(100))
         await pilot.pause(2)
         save("demo-cut")
         await demo.demo_act(DemoAction.HEAL)
@@ -104,6 +113,17 @@ async def shoot(root: Path) -> None:
         save("add-policy")
         await pilot.press("escape")
         await pilot.pause(1)
+        await pilot.press("A")
+        await pilot.press(*"dr-site", "tab", *"https://minio-b.example:9000", "tab", *"AKIA")
+        await pilot.pause(1)
+        save("add-endpoint")
+        await pilot.press("escape", "question_mark")
+        await pilot.pause(1)
+        save("help")
+        await pilot.press("escape")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(2)
+        save("demo-80x24")
         await demo.close()
 
 
