@@ -99,7 +99,8 @@ def run(
 
     if not until_synced:
         click.echo(f"mirrorline engine running on {ctx.state_dir} (Ctrl-C to stop)", err=True)
-        hint = next_step(len(AliasBook(ctx.aliases_path).all()), len(run_async(_policies(ctx))))
+        aliases = AliasBook(ctx.state_dir / "aliases.json").all()
+        hint = next_step(len(aliases), len(run_async(_policies(ctx))))
         if hint:
             click.echo(f"mirrorline: {hint}; the engine picks it up while it runs", err=True)
     final = asyncio.run(main())

@@ -26,7 +26,8 @@ from engine.replication.scanner import scan
 from engine.retry import RetryPolicy
 from engine.s3.client import ListedVersion, S3Client
 from engine.state.queue import TaskQueue
-from engine.state.sqlite.policies import PolicyStore
+from engine.state.sqlite.policies import SQLitePolicyStore
+from engine.state.stores import PolicyStore
 from tests.conftest import Rig, until
 
 
@@ -64,7 +65,7 @@ def parts(rig: Rig, scan_interval: float = 3600.0, poll: float = 0.5, workers: i
         {},
         {"dst": dispatcher},
         rig.queue,
-        PolicyStore(rig.db),
+        SQLitePolicyStore(rig.db),
         recorder,
         done,
     )
