@@ -73,6 +73,7 @@ def tui(
     """The live console: queue, transfers, failures and lag, with keys to act."""
     from tui.app import Console
 
+    need_terminal("use `mirrorline replicate status` in scripts")
     found = None if connect else running_engine(ctx.state_dir)
     if connect:
         source = RemoteService(connect, token or "")
@@ -99,13 +100,17 @@ def tui(
             starting=embedded.start,
             where=f"engine on {ctx.state_dir}",
         )
-    run_console(app, ctx.state_dir, "use `mirrorline replicate status` in scripts")
+    run_console(app, ctx.state_dir)
 
 
-def run_console(app: Console, state_dir: Path, instead: str) -> None:
-    """Run the app in this terminal; an embedded engine is drained whatever happens."""
+def need_terminal(instead: str) -> None:
+    """Before anything starts or is wiped: a console with no terminal is one clear line."""
     if not os.isatty(1):
         raise UserError(f"the console needs a terminal ({instead})")
+
+
+def run_console(app: Console, state_dir: Path) -> None:
+    """Run the app in this terminal; an embedded engine is drained whatever happens."""
     log_to_file(config.ensure(state_dir) / "console.log")
     previous = signal.signal(signal.SIGTERM, lambda *_: _quit_soon(app))
     try:
@@ -216,6 +221,7 @@ def demo(
                 f"{' and '.join(scripted)} go with --headless: in the console, the keys inject "
                 "faults (C, L, B, X; H heals) and q ends the demo"
             )
+        need_terminal("use `mirrorline demo --headless` in scripts")
     if clean and (root / "mirrorline.db").exists():
         for name in ("mirrorline.db", "mirrorline.db-wal", "mirrorline.db-shm", "aliases.json"):
             (root / name).unlink(missing_ok=True)
@@ -238,7 +244,7 @@ def demo(
         starting_says=DEMO_STARTING,
         where=f"demo on {root}",
     )
-    run_console(app, root, "use `mirrorline demo --headless` in scripts")
+    run_console(app, root)
 
 
 def _say(line: str) -> None:
