@@ -76,6 +76,7 @@ def tui(
     """The live console: queue, transfers, failures and lag, with keys to act."""
     from tui.app import Console
 
+    need_terminal("use `mirrorline replicate status` in scripts")
     found = None if connect else running_engine(ctx.state_dir)
     if connect:
         source = RemoteService(connect, token or "")
@@ -104,13 +105,17 @@ def tui(
             starting=embedded.start,
             where=f"engine on {ctx.state_dir}",
         )
-    run_console(app, ctx.state_dir, "use `mirrorline replicate status` in scripts")
+    run_console(app, ctx.state_dir)
 
 
-def run_console(app: Console, state_dir: Path, instead: str) -> None:
-    """Run the app in this terminal; an embedded engine is drained whatever happens."""
+def need_terminal(instead: str) -> None:
+    """Before anything starts or is wiped: a console with no terminal is one clear line."""
     if not os.isatty(1) and "web_driver" not in os.environ.get("TEXTUAL_DRIVER", ""):
         raise UserError(f"the console needs a terminal ({instead})")
+
+
+def run_console(app: Console, state_dir: Path) -> None:
+    """Run the app in this terminal; an embedded engine is drained whatever happens."""
     log_to_file(config.ensure(state_dir) / "console.log")
     previous = signal.signal(signal.SIGTERM, lambda *_: _quit_soon(app))
     try:
@@ -240,6 +245,8 @@ def demo(
                 f"{' and '.join(scripted)} go with --headless: in the console, the keys inject "
                 "faults (C, L, B, X; H heals) and q ends the demo"
             )
+        if web_port is None:
+            need_terminal("use `mirrorline demo --headless` in scripts")
     if clean and (root / "mirrorline.db").exists():
         for name in ("mirrorline.db", "mirrorline.db-wal", "mirrorline.db-shm", "aliases.json"):
             (root / name).unlink(missing_ok=True)
@@ -270,7 +277,7 @@ def demo(
         starting_says=DEMO_STARTING,
         where=f"demo on {root}",
     )
-    run_console(app, root, "use `mirrorline demo --headless` in scripts")
+    run_console(app, root)
 
 
 def serve_web(state_dir: Path, port: int, title: str) -> None:

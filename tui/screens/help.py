@@ -40,5 +40,5 @@ class HelpScreen(ConsoleModal[None]):
         with Vertical(classes="dialog help"):
             yield Label("Keys", classes="title")
             with VerticalScroll():
-                yield Static(table)
+                yield Static(table, id="keys")
             yield Label("esc or ? to close", classes="hint")
