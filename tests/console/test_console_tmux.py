@@ -92,3 +92,40 @@ def test_tui_in_a_terminal(pair: Pair, tmux: Tmux) -> None:
     with sqlite3.connect(pair.state_dir / "mirrorline.db") as db:
         assert db.execute("SELECT COUNT(*) FROM tasks WHERE state = 'in-flight'").fetchone() == (0,)
         assert db.execute("SELECT value FROM settings WHERE name = 'paused'").fetchone() == ("1",)
+
+
+def test_tui_attaches_to_the_engine_already_running(pair: Pair, tmux: Tmux) -> None:
+    """`run --listen` leaves its address; `tui` on that state dir attaches instead of failing
+    with "another engine is already running", and its actions reach that engine."""
+    pair.add_policy()
+    engine = pair.start_engine("--listen", "127.0.0.1:0")
+    eventually(lambda: (pair.state_dir / "engine.json").exists(), 60)
+    tmux.start(
+        [*MIRRORLINE, "--state-dir", str(pair.state_dir), "tui", "--refresh", "0.5"],
+        {"TERM": "xterm-256color", "PATH": os.environ["PATH"]},
+    )
+    eventually(lambda: "attached to the engine at http://127.0.0.1:" in tmux.screen(), 60)
+    pair.seed("a/", 5, 256)
+    eventually(lambda: len(pair.target_latest()) == 5, 60)  # the running engine copies
+    tmux.keys("P")  # an action through the API, not the database
+    eventually(lambda: "PAUSED" in tmux.screen(), 20)
+    tmux.keys("q")
+    eventually(lambda: "EXITED 0" in tmux.screen(), 60)
+    assert engine.poll() is None, "quitting an attached console leaves the engine running"
+    assert pair.status()["state"] == "paused"
+
+
+def test_tui_is_read_only_beside_an_engine_without_listen(pair: Pair, tmux: Tmux) -> None:
+    pair.add_policy()
+    pair.start_engine()
+    eventually(lambda: pair.status()["scans"] > 0, 60)  # its snapshot is published
+    tmux.start(
+        [*MIRRORLINE, "--state-dir", str(pair.state_dir), "tui", "--refresh", "0.5"],
+        {"TERM": "xterm-256color", "PATH": os.environ["PATH"]},
+    )
+    screen = eventually(
+        lambda: "runs without --listen: read-only" in tmux.screen() and tmux.screen(), 60
+    )
+    assert "p1" in screen and "another engine" not in screen
+    tmux.keys("q")
+    eventually(lambda: "EXITED 0" in tmux.screen(), 60)
