@@ -23,11 +23,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import TransientError, UserError
+
 COMPONENTS = ("s3", "master", "volume", "filer", "admin")
 PR_SET_PDEATHSIG = 1
 
 
-class MissingBinary(RuntimeError):
+class MissingBinary(UserError):
     """No SeaweedFS on this machine: the `demo` extra brings it."""
 
 
@@ -160,7 +162,10 @@ class SeaweedServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"weed mini exited with {self.process.returncode}")
+                raise TransientError(
+                    f"the SeaweedFS store in {self.data_dir} exited with {self.process.returncode} "
+                    f"(see {self.data_dir}.log)"
+                )
             try:
                 urllib.request.urlopen(self.endpoint + "/", timeout=1)
                 return
@@ -168,7 +173,9 @@ class SeaweedServer:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError(f"weed mini on {self.endpoint} not ready after {timeout}s")
+        raise TransientError(
+            f"the SeaweedFS store on {self.endpoint} was not ready after {timeout}s"
+        )
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM by PID (whole process group), SIGKILL if it lingers."""
