@@ -177,8 +177,10 @@ class SeaweedServer:
             f"the SeaweedFS store on {self.endpoint} was not ready after {timeout}s"
         )
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM by PID (whole process group), SIGKILL if it lingers."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM by PID (whole process group), SIGKILL if it lingers: `weed mini` often
+        hangs after "Filer stopped" until killed, and every write it acknowledged is
+        already on disk by then."""
         if self.process is None:
             return
         if self.process.poll() is None:
