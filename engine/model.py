@@ -59,6 +59,35 @@ class Task(NewTask):
     error_class: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    error_code: str = ""  # the last error's reason code (NoSuchBucket, Connection, HTTP503...)
+
+    @property
+    def cause(self) -> Cause:
+        return Cause(self.policy, self.op, self.error_class, self.error_code)
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Why tasks are parked: 10,000 failures of one cause are one line to an operator."""
+
+    policy: str
+    op: Op
+    error_class: str  # retryable, permanent, not-found, ...
+    code: str  # reason code, as the telemetry counts errors by reason
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """The failed and retrying tasks of one cause, summed."""
+
+    cause: Cause
+    count: int
+    bytes: int
+    first_seen: float
+    last_seen: float
+    example_key: str
+    example_error: str
+    failed: int = 0  # of `count`, parked for good (the rest are retrying)
 
 
 class Outcome(enum.StrEnum):
