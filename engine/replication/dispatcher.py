@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.errors import MirrorlineError
+from engine.errors import MirrorlineError, reason_code
 from engine.model import Completion, Task
 from engine.replication.health import Link
 from engine.replication.transfer import TransferContext, execute
@@ -195,7 +195,8 @@ class Dispatcher:
             raise
         except Exception as exc:
             log.exception("task %s crashed", task.id)
-            await self._queue.fail(task, f"internal error: {type(exc).__name__}: {exc}", "bug")
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            await self._queue.fail(task, reason, "bug", type(exc).__name__)
         finally:
             self.in_flight.pop(task.id, None)
             self._next_in_line(key)
@@ -222,12 +223,14 @@ class Dispatcher:
             await self._queue.release([task])
         elif error.retryable and not self._retry.exhausted(task.attempts):
             delay = self._retry.next_delay(task.attempts)
-            await self._queue.retry_later(task, error.reason, error.kind, time.time() + delay)
+            await self._queue.retry_later(
+                task, error.reason, error.kind, time.time() + delay, reason_code(error)
+            )
         else:
             reason = error.reason
             if error.retryable:
                 reason = f"gave up after {task.attempts} attempts: {reason}"
-            await self._queue.fail(task, reason, error.kind)
+            await self._queue.fail(task, reason, error.kind, reason_code(error))
 
     async def drain(self, grace: float) -> None:
         """Stop claiming; let running transfers finish for `grace` seconds, then cancel them."""
