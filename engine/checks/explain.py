@@ -34,7 +34,7 @@ from engine.checks.explanation import (
     clock,
 )
 from engine.errors import MirrorlineError, UserError
-from engine.model import TaskState
+from engine.model import Task, TaskState
 from engine.policy import Policy, format_tags, parse_path
 from engine.s3 import ListedVersion, ObjectStore
 from engine.s3.client import S3Client
@@ -250,31 +250,7 @@ async def _gather(
     if newest_live is not None and any(p.tags for p in mine):
         tags = await store.get_tags(bucket, key, newest_live.version_id)
     newest = versions[0].mtime if versions else 0.0
-    found = await queue.tasks_of_key([p.id for p in mine], key)
-    tasks: list[TaskRow] = []
-    for t in found:
-        stats = snap.policy(t.policy)
-        ahead = await queue.ahead(t) if t.state is TaskState.PENDING else None
-        history = await queue.attempts(t.id) if t.error_class else []
-        tasks.append(
-            TaskRow(
-                t.id,
-                t.policy,
-                t.state.value,
-                t.op.value,
-                t.version_id,
-                t.size,
-                t.created_at,
-                t.attempts,
-                t.next_at,
-                t.last_error,
-                t.error_class,
-                t.error_code,
-                ahead,
-                stats.rate.current_objects if stats and snap.engine.running else 0.0,
-                history,
-            )
-        )
+    tasks = await _task_rows(await queue.tasks_of_key([p.id for p in mine], key), queue, snap)
     covers: list[Coverage] = []
     sides: list[TargetSide] = []
     replicas: list[ReplicaRow] = []
@@ -319,6 +295,19 @@ async def _gather(
     return Explanation(
         source, key, now, verdict, reason, covers, versions, "", sides, replicas, tasks, link_rows
     )
+
+
+async def _task_rows(found: list[Task], queue: TaskQueue, snap: Snapshot) -> list[TaskRow]:
+    """Each task with where it stands: pending ones with their place in line (`ahead`)
+    and their policy's drain rate now, parked ones with their failed attempts."""
+    rows = []
+    for t in found:
+        stats = snap.policy(t.policy)
+        rate = stats.rate.current_objects if stats and snap.engine.running else 0.0
+        ahead = await queue.ahead(t) if t.state is TaskState.PENDING else None
+        history = await queue.attempts(t.id) if t.error_class else []
+        rows.append(TaskRow.of(t, ahead, rate, history))
+    return rows
 
 
 def _overall(

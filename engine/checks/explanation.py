@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.model import Attempt
+from engine.model import Attempt, Task
 from engine.printable import printable
 from engine.telemetry.snapshot import build
 
@@ -94,6 +94,16 @@ class TaskRow:
     ahead: int | None = None  # pending: tasks of its policy claimed before it
     drain_rate: float = 0.0  # its policy's current rate, objects/s
     history: list[Attempt] = field(default_factory=list)  # failed attempts, oldest first
+
+    @classmethod
+    def of(
+        cls, task: Task, ahead: int | None, drain_rate: float, history: list[Attempt]
+    ) -> TaskRow:
+        return cls(
+            task.id, task.policy, task.state.value, task.op.value, task.version_id, task.size,
+            task.created_at, task.attempts, task.next_at, task.last_error, task.error_class,
+            task.error_code, ahead, drain_rate, history,
+        )  # fmt: skip
 
     @property
     def eta(self) -> float | None:
