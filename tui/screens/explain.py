@@ -30,13 +30,14 @@ if TYPE_CHECKING:
     from engine.checks.explanation import Explanation
 
 VERDICT_TONE = {
-    "in sync": "$success",
-    "pending": "$warning",
-    "waiting": "$warning",
-    "missing": "$warning",
-    "failed": "$error",
+    "in sync": "-success",
+    "pending": "-warning",
+    "waiting": "-warning",
+    "missing": "-warning",
+    "failed": "-error",
 }
 PARKED = {TaskState.FAILED.value, TaskState.RETRYING.value}
+STORY_EVERY = 2.0  # seconds between two tellings of an open story, at least
 
 
 def story(explanation: Explanation) -> Text:
@@ -71,6 +72,9 @@ class ExplainScreen(ConsoleModal[None]):
 
     def on_mount(self) -> None:
         self.load()
+        # The story follows the object (a retry landing, a link coming back), but not at the
+        # dashboard's pace: each telling lists the key on both stores.
+        self.set_interval(max(STORY_EVERY, self.host.refresh_every), self.load)
 
     @work(exclusive=True, group="explain")
     async def load(self) -> None:
@@ -82,8 +86,9 @@ class ExplainScreen(ConsoleModal[None]):
             return
         self.explanation = explanation
         shown.update(story(explanation))
-        verdict = self.query_one(".title", Label)
-        verdict.styles.color = VERDICT_TONE.get(explanation.verdict)
+        title = self.query_one(".title", Label)
+        title.remove_class(*VERDICT_TONE.values())
+        title.add_class(VERDICT_TONE.get(explanation.verdict, "-plain"))
 
     def parked_ids(self) -> list[int]:
         if self.task_shown is not None:
@@ -99,7 +104,7 @@ class ExplainScreen(ConsoleModal[None]):
         if not ids:
             self.notify("Nothing parked for this key: nothing to retry", severity="warning")
             return
-        # On success the story is asked again: the operator sees the task pending.
+        # On success the story is told again at once: the operator sees the task pending.
         self.post_message(RetryRequested(ids=ids, then=self.load))
 
     def action_copy(self) -> None:
