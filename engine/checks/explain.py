@@ -230,8 +230,9 @@ async def _gather(
         return LinkRow(name, role, found.online, found.since, found.last_error)
 
     source_link = link_row(alias, "source")
+    store = client(alias)  # an unknown alias is the operator's mistake, said as it is
     try:
-        versions = await key_versions(client(alias), bucket, key)
+        versions = await key_versions(store, bucket, key)
     except MirrorlineError as exc:
         if source_link.online is False or exc.link_down:
             return Explanation(
@@ -247,7 +248,7 @@ async def _gather(
     newest_live = next((v for v in versions if not v.delete_marker), None)
     tags: dict[str, str] | None = None
     if newest_live is not None and any(p.tags for p in mine):
-        tags = await client(alias).get_tags(bucket, key, newest_live.version_id)
+        tags = await store.get_tags(bucket, key, newest_live.version_id)
     newest = versions[0].mtime if versions else 0.0
     found = await queue.tasks_of_key([p.id for p in mine], key)
     tasks: list[TaskRow] = []

@@ -117,6 +117,7 @@ class Dispatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._draining = False
+        self.starved: set[str] = set()  # policies the last claim found nothing ready for
 
     def wake(self) -> None:
         self._wake.set()
@@ -142,10 +143,22 @@ class Dispatcher:
         free = self._workers - self._held()
         if self._draining or not (free >= batch or (free > 0 and not self._lines)):
             return 0
-        tasks = await self._queue.claim(self._claimable(), free, self._lease)
+        claimable = self._claimable()
+        tasks = await self._queue.claim(claimable, free, self._lease)
+        if len(tasks) < free:  # room was left: whoever got nothing had nothing claimable
+            self.starved = set(claimable) - {t.policy for t in tasks}
         if tasks:
             await self._admit(tasks)
         return len(tasks)
+
+    def busy_keys(self, policy: str) -> list[str]:
+        """The policy's keys with a transfer running, the longest-running first."""
+        running = sorted(self.in_flight.values(), key=lambda f: f.started_at)
+        return list(dict.fromkeys(f.task.key for f in running if f.task.policy == policy))
+
+    def queued_behind(self, policy: str) -> list[str]:
+        """Keys of the policy with a newer task waiting in line behind a running one."""
+        return [key for (pid, key), line in self._lines.items() if pid == policy and len(line) > 1]
 
     async def run(self) -> None:
         while not self._draining:

@@ -42,7 +42,7 @@ from engine.service import (
 )
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
-from engine.telemetry.compose import FRESH, compose, state_of, targets
+from engine.telemetry.compose import FRESH, compose, hold, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry.stats import Telemetry, history, with_backlog
 
@@ -317,7 +317,10 @@ async def stored_snapshot(state: State) -> Snapshot:
             base = known.get(p.id)
             if base is None:
                 continue
-            base = replace(base, state=state_of(p, paused), bandwidth_limit=p.bandwidth)
+            state = state_of(p, paused)
+            base = replace(
+                base, state=state, hold=hold(state, base.hold), bandwidth_limit=p.bandwidth
+            )
             fresh.append(with_backlog(base, counts.get(p.id, Counts()), now))
         return replace(
             published,
