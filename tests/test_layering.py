@@ -118,6 +118,7 @@ def test_replication_knows_stores_only_by_the_protocol() -> None:
 CONSOLE_MAY_IMPORT = (
     "engine.service",
     "engine.checks.explanation",  # the explain verdicts and their text (no I/O)
+    "engine.printable",  # text from stores and clients, escaped for the terminal
     "engine.demo.control",
     "engine.aliases",
     "engine.telemetry.snapshot",

@@ -63,7 +63,12 @@ ACTIONS: dict[str, Action] = {
             "delete_policy", "D", "Delete", "Delete the selected policy (asks first)", True, False
         ),
         Action("resync", "s", "Resync", "Resync the selected policy (asks first)", True, False),
-        Action("failures", "F", "Failures", "Every failed and retrying task, paged"),
+        Action(
+            "failures", "F", "Failures", "Failures by cause; Enter: its tasks, then a task's story"
+        ),
+        Action(
+            "explain", "w", "Why?", "Is this object replicated? Ask for any key by name (explain)"
+        ),
         Action("dashboard", "d", "Dashboard", "Back to the dashboard", footer=False),
         Action("filter", "slash", "Filter", "Filter by key or error (Esc clears)"),
         Action("mark", "space", "Mark", "Mark or unmark the selected failure", footer=False),

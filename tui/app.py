@@ -28,6 +28,7 @@ from textual.screen import Screen
 
 from engine.demo.control import DemoAction, DemoControl
 from engine.errors import MirrorlineError
+from engine.printable import printable
 from engine.service import AliasWriter, Service
 from tui.actions import ACTIONS, DEMO_KEYS, allowed, bindings
 from tui.messages import (
@@ -41,8 +42,9 @@ from tui.messages import (
 from tui.screens import ConsoleScreen
 from tui.screens.alias_form import AliasForm
 from tui.screens.audit import AuditScreen
+from tui.screens.causes import CausesScreen
 from tui.screens.dashboard import DashboardScreen
-from tui.screens.failures import FailuresScreen
+from tui.screens.explain import ExplainScreen, KeyPrompt
 from tui.screens.help import HelpScreen
 from tui.screens.policy_form import PolicyForm
 from tui.view import View
@@ -75,6 +77,7 @@ class Console(App[None]):
             "add_policy",
             "add_endpoint",
             "failures",
+            "explain",
             "freeze",
             "audit",
             "help",
@@ -236,12 +239,27 @@ class Console(App[None]):
         self.run_request(DemoRequested(action=DemoAction(name)))
 
     def action_failures(self) -> None:
-        if not isinstance(self.screen, FailuresScreen):
-            self.push_screen(FailuresScreen())
+        if not isinstance(self.screen, CausesScreen):
+            self.push_screen(CausesScreen())
 
-    def action_dashboard(self) -> None:
-        while len(self.screen_stack) > 2:
-            self.pop_screen()
+    def action_explain(self) -> None:
+        """`w`: is this object replicated? Any key by name, answered by the engine."""
+        top = self.top()
+        start = top.suggested_source() if isinstance(top, ConsoleScreen) else None
+        snapshot = self.view.snapshot
+        sources = sorted({p.source for p in snapshot.policies}) if snapshot else []
+
+        def asked(where: tuple[str, str] | None) -> None:
+            if where is not None:
+                self.push_screen(ExplainScreen(*where))
+
+        self.push_screen(KeyPrompt(f"{start}/" if start else "", sources), asked)
+
+    def notify(self, message: str, *, markup: bool = True, **kwargs: Any) -> None:  # type: ignore[override]
+        """Every toast as plain text with control characters escaped, whatever `markup` a
+        widget passes (Textual's default is markup on): toasts quote keys and servers'
+        error texts, which must neither style nor drive the terminal."""
+        super().notify(printable(message), markup=False, **kwargs)
 
     def action_freeze(self) -> None:
         frozen = not self.view.frozen

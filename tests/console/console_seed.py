@@ -33,31 +33,36 @@ FROZEN = 1_795_000_000.0  # 2026-11-18 09:46:40 UTC
 HOURS = 3600.0
 
 
-async def seed(state: Path, history: bool = True) -> None:
+LONG_ID = "archive-2026-eu-west-to-dr"  # 26 characters: wider than 80 columns allow
+LONG_BUCKET = "customer-uploads-archive-eu-west-1-primary"
+
+
+async def seed(state: Path, history: bool = True, long_names: bool = False) -> None:
     db = await open_db(state / "mirrorline.db")
     opened = stores(db, "mirrorline.db")
     store, queue = opened.policies, opened.queue
+    photos = Policy("photos", 3, "prod", "photos", "dr", "photos", bandwidth=50 * 1024**2)
+    if long_names:
+        photos = Policy(LONG_ID, 3, "production-eu", LONG_BUCKET, "dr-site-eu", LONG_BUCKET)
     for policy in (
-        Policy("photos", 3, "prod", "photos", "dr", "photos", bandwidth=50 * 1024**2),
+        photos,
         Policy("logs", 2, "prod", "logs", "dr-site", "logs", prefix="app/"),
         Policy("cfg", 1, "prod", "cfg", "dr", "cfg", paused=True),
     ):
         await store.add(policy)
     await queue.enqueue(
-        [NewTask("photos", f"2026/11/IMG_{i:04}.heic", "v1", Op.PUT, 4_300_000) for i in range(40)]
+        [NewTask(photos.id, f"2026/11/IMG_{i:04}.heic", "v1", Op.PUT, 4_300_000) for i in range(40)]
         + [NewTask("logs", f"app/{i:03}.log", "v1", Op.PUT, 52_000 + i) for i in range(30)]
         + [NewTask("cfg", f"cfg/{i}.yaml", "v1", Op.PUT, 900) for i in range(3)]
     )
     claimed = await queue.claim(["logs"], 12, 60)
     for n, task in enumerate(claimed):
         if n % 3:
-            await queue.fail(
-                task, f"PUT dr-site/logs/{task.key}: AccessDenied: Access Denied.", "permanent"
-            )
+            error = f"PUT dr-site/logs/{task.key}: AccessDenied: Access Denied."
+            await queue.fail(task, error, "permanent", "AccessDenied")
         else:
-            await queue.retry_later(
-                task, f"PUT {task.key}: Connection: ConnectionRefused dr-site:9000", "retryable", 0
-            )
+            error = f"PUT {task.key}: Connection: ConnectionRefused dr-site:9000"
+            await queue.retry_later(task, error, "retryable", 0, "Connection")
     # Known times: every task five hours old, every failure parked at the frozen minute.
     await db.write("UPDATE tasks SET created_at = ?", (time.time() - 5 * HOURS,))
     await db.write(
@@ -65,6 +70,7 @@ async def seed(state: Path, history: bool = True) -> None:
         (FROZEN - 20, FROZEN + 40),
     )
     await db.write("UPDATE tasks SET updated_at = ? WHERE state = 'failed'", (FROZEN - 80,))
+    await db.write("UPDATE attempts SET at = ?", (FROZEN - 95,))
     if history:
         await seed_history(db)
     await db.close()
@@ -87,11 +93,11 @@ async def seed_history(db: Database) -> None:
 
 
 def console_over(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, history: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, history: bool, long_names: bool = False
 ) -> Iterator[Console]:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
-    asyncio.run(seed(tmp_path, history))
+    asyncio.run(seed(tmp_path, history, long_names))
     state = asyncio.run(open_state(tmp_path / "mirrorline.db"))
     service = LocalService(state, AliasBook(tmp_path / "aliases.json"), "console")
     yield Console(service, refresh=3600, where="state: /srv/mirrorline", clock=lambda: FROZEN)

@@ -21,10 +21,11 @@ from engine.service.embedded import EmbeddedEngine
 from engine.telemetry.snapshot import Snapshot
 from tests.conftest import Pair, make_bucket
 from tui.app import Console
+from tui.screens.causes import CausesScreen
 from tui.screens.confirm import Confirm
+from tui.screens.explain import ExplainScreen
 from tui.screens.failures import FailuresScreen
 from tui.screens.policy_form import PolicyForm
-from tui.screens.task_detail import TaskDetail
 from tui.widgets.table import LiveTable
 
 
@@ -141,6 +142,10 @@ async def test_r_and_R_retry_and_tasks_leave_the_failed_state(pair: Pair) -> Non
         await failing(app, pilot, pair, 6)
         await off_loop(lambda: make_bucket(pair.dst, pair.dst_bucket))
         await pilot.press("F")
+        assert isinstance(app.screen, CausesScreen)
+        causes = app.screen.query_one("#causes", LiveTable)
+        await until(pilot, lambda: causes.row_count == 1)
+        await pilot.press("enter")
         assert isinstance(app.screen, FailuresScreen)
         table = app.screen.query_one("#failures", LiveTable)
         await until(pilot, lambda: table.row_count == 6)
@@ -157,14 +162,28 @@ async def test_r_and_R_retry_and_tasks_leave_the_failed_state(pair: Pair) -> Non
         assert snap(app).policy("p1").backlog.retrying == 0
 
 
-async def test_failures_filter_detail_and_export(
+def shown_story(app: Console) -> str:
+    story = app.screen.query_one("#story")
+    return str(story.render())
+
+
+async def test_drill_down_from_a_cause_to_a_task_to_its_story(
     pair: Pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Enter on a cause, its tasks (filtered, exported), Enter on one: its whole story, the
+    engine's explanation of that key; r there queues it again, c copies the text."""
     monkeypatch.chdir(tmp_path)
     park_failures(pair, 12)
     async with console(pair) as (app, pilot):
         await failing(app, pilot, pair, 12)
         await pilot.press("F")
+        causes = app.screen.query_one("#causes", LiveTable)
+        await until(pilot, lambda: causes.row_count == 1)
+        row = causes.selected_key
+        assert row is not None
+        line = [causes.get_cell(row, c).plain for c in ("code", "op", "policy", "count")]
+        assert line == ["NoSuchBucket", "PUT", "p1", "12 tasks"]
+        await pilot.press("enter")
         table = app.screen.query_one("#failures", LiveTable)
         await until(pilot, lambda: table.row_count == 12)
         await pilot.press("slash")
@@ -173,30 +192,49 @@ async def test_failures_filter_detail_and_export(
         await until(pilot, lambda: table.row_count == 10)  # fail/0000 .. fail/0009
         keys = {table.get_cell(k, "key").plain for k in table.rows}
         assert keys == {f"fail/{i:04}" for i in range(10)}
-        await pilot.press("enter")
-        assert isinstance(app.screen, TaskDetail)
-        shown = app.export_screenshot()  # what the operator sees, as text in an SVG
-        detail = app.screen.task_shown  # type: ignore[attr-defined]
-        assert detail.key in keys
-        for word in ("NoSuchBucket", "permanent", detail.version_id[:8], "waits"):
-            assert word in shown, word
-        attempts = await app.source.attempts(detail.id)
-        assert [(a.n, a.kind) for a in attempts] == [(1, "permanent")]
-        await until(pilot, lambda: "#1" in app.export_screenshot())
-        await pilot.press("escape")
         await pilot.press("x")
         exported = await until(pilot, lambda: sorted(tmp_path.glob("mirrorline-failures-*.json")))
         rows = json.loads(exported[0].read_text())
         assert sorted(r["key"] for r in rows) == sorted(keys)
         assert all(r["state"] == "failed" and "NoSuchBucket" in r["last_error"] for r in rows)
-        csv_text = exported[0].with_suffix(".csv").read_text()
-        assert len(csv_text.strip().splitlines()) == 11  # header + 10
+        csv_path = exported[0].with_suffix(".csv")
+        assert len(csv_path.read_text().strip().splitlines()) == 11  # header + 10
+        assert {exported[0].stat().st_mode & 0o777, csv_path.stat().st_mode & 0o777} == {0o600}
+        await pilot.press("enter")
+        story = app.screen
+        assert isinstance(story, ExplainScreen)
+        task = story.task_shown
+        assert task is not None and task.key in keys
+        await until(pilot, lambda: story.explanation is not None)
+        shown = story.explanation
+        assert shown is not None
+        source = f"src/{pair.src_bucket}"
+        again = await app.source.explain(source, task.key)  # nothing moved meanwhile
+        assert {**shown.to_dict(), "at": 0} == {**again.to_dict(), "at": 0}
+        assert shown_story(app) == "\n".join(shown.lines())
+        assert shown.verdict == "failed" and "NoSuchBucket" in shown_story(app)
+        # The evidence, checked against the servers themselves.
+        versions = await off_loop(
+            lambda: [
+                v.version_id
+                for v in pair.src.list_objects(pair.src_bucket, task.key, include_version=True)
+            ]
+        )
+        assert [v.version_id for v in shown.source_versions] == versions
+        assert [t.id for t in shown.tasks] == [task.id]
+        await pilot.press("c")
+        assert app.clipboard == "\n".join(shown.lines()) + "\n"
+        await off_loop(lambda: make_bucket(pair.dst, pair.dst_bucket))
+        await pilot.press("r")
+        await until(pilot, lambda: story.explanation and story.explanation.verdict == "in sync")
+        assert task.key in await off_loop(pair.target_latest)
+        await pilot.press("escape")
         await pilot.press("escape")  # clears the filter
-        await until(pilot, lambda: table.row_count == 12)
+        await until(pilot, lambda: table.row_count == 11)
         await pilot.press("space", "space")
         assert len(app.screen.marked) == 2  # type: ignore[attr-defined]
-        await pilot.press("escape")
-        assert not isinstance(app.screen, FailuresScreen)
+        await pilot.press("d")
+        assert not isinstance(app.screen, FailuresScreen | CausesScreen)
 
 
 async def type_into(pilot: Pilot[None], field: str, text: str) -> None:

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 from textual.message import Message
+from textual.pilot import Pilot
 
 from engine.model import TaskState
 from tests.console.console_seed import console_over, settle
 from tui.app import Console
 from tui.messages import PauseRequested
+from tui.screens.causes import CausesScreen
+from tui.screens.explain import ExplainScreen
 from tui.screens.failures import FailuresScreen
-from tui.screens.task_detail import TaskDetail
 
 PARKED = [TaskState.FAILED, TaskState.RETRYING]
 
@@ -44,19 +46,32 @@ async def test_p_posts_a_pause_request_that_the_app_runs(seeded: Console) -> Non
         assert seeded.view.snapshot.policy("photos").paused  # polled again after the change
 
 
-async def test_r_in_task_detail_retries_after_the_dialog_has_closed(seeded: Console) -> None:
+async def open_first_cause(pilot: Pilot[None]) -> FailuresScreen:
+    """F, then Enter on the largest cause: its tasks."""
+    await pilot.press("F")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, CausesScreen)
+    await pilot.press("enter")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, FailuresScreen)
+    return screen
+
+
+async def test_r_in_the_story_retries_the_task_and_asks_again(seeded: Console) -> None:
     async with seeded.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
         before = await parked_ids(seeded)
-        await pilot.press("F")
-        await settle(pilot)
+        await open_first_cause(pilot)
         await pilot.press("enter")
-        detail = seeded.screen
-        assert isinstance(detail, TaskDetail)
-        task = detail.task_shown
+        story = seeded.screen
+        assert isinstance(story, ExplainScreen)
+        task = story.task_shown
+        assert task is not None
+        await settle(pilot)
         await pilot.press("r")
         await settle(pilot)
-        assert isinstance(seeded.screen, FailuresScreen)
+        assert seeded.screen is story  # the story stays, told again
         assert await parked_ids(seeded) == before - {task.id}
 
 
@@ -65,10 +80,7 @@ async def test_marks_stay_when_the_engine_refuses_and_go_when_it_accepts(
 ) -> None:
     async with seeded.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
-        await pilot.press("F")
-        await settle(pilot)
-        screen = seeded.screen
-        assert isinstance(screen, FailuresScreen)
+        screen = await open_first_cause(pilot)
         await pilot.press("space", "space")
         marked = set(screen.marked)
         assert len(marked) == 2

@@ -34,6 +34,12 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]
 
 
 @pytest.fixture
+def long_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    """The same queue with a 26-character policy id and 42-character bucket names."""
+    yield from console_over(tmp_path, monkeypatch, history=True, long_names=True)
+
+
+@pytest.fixture
 def no_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
     """The same queue on an engine that has not recorded a minute of history yet."""
     yield from console_over(tmp_path, monkeypatch, history=False)
@@ -55,6 +61,13 @@ def test_dashboard(seeded: Console, snap_compare: Any, size: tuple[int, int]) ->
     assert snap_compare(seeded, terminal_size=size, run_before=settle)
 
 
+def test_dashboard_keeps_the_numbers_with_long_names_at_80x24(
+    long_names: Console, snap_compare: Any
+) -> None:
+    """Over SSH at 80x24: ID (cut, with an ellipsis), STATE, PENDING, FAILED and LAG stay."""
+    assert snap_compare(long_names, terminal_size=(80, 24), run_before=settle)
+
+
 def test_trends_without_history_draw_nothing(no_history: Console, snap_compare: Any) -> None:
     """No data yet is blank panels, not a baseline and not bars at full height."""
     assert snap_compare(no_history, terminal_size=(120, 36), run_before=settle)
@@ -65,10 +78,21 @@ def test_failures_view(seeded: Console, snap_compare: Any) -> None:
         await settle(pilot)
         await pilot.press("F")
         await settle(pilot)
+        await pilot.press("enter")  # the largest cause: its tasks
+        await settle(pilot)
         await pilot.press("down", "space")
         await settle(pilot)
 
     assert snap_compare(seeded, terminal_size=(120, 36), run_before=open_failures)
+
+
+def test_failures_by_cause(seeded: Console, snap_compare: Any) -> None:
+    async def open_causes(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("F")
+        await settle(pilot)
+
+    assert snap_compare(seeded, terminal_size=(120, 36), run_before=open_causes)
 
 
 def test_add_policy_form_with_errors(seeded: Console, snap_compare: Any) -> None:

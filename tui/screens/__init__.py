@@ -47,6 +47,12 @@ class ConsoleScreen(Screen[None], Generic[T]):
     def render_view(self, view: View, extra: T) -> None:
         """Show a fresh snapshot, with what `fetch()` returned for it."""
 
+    def suggested_source(self) -> str | None:
+        """The ALIAS/BUCKET that `w` (explain a key) starts from: a screen's selected
+        policy's, else the first policy's."""
+        snapshot = self.host.view.snapshot
+        return snapshot.policies[0].source if snapshot and snapshot.policies else None
+
     def header(self) -> ComposeResult:
         """The status strip, and on a demo's console the demo bar; bound to this screen's view."""
         host = self.host
@@ -60,6 +66,11 @@ class ConsoleScreen(Screen[None], Generic[T]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return allowed(action, self.host.read_only)
+
+    def action_dashboard(self) -> None:
+        """`d`: back to the dashboard, from however deep (causes, a cause's tasks)."""
+        while len(self.app.screen_stack) > 2:  # the default screen, then the dashboard
+            self.app.pop_screen()
 
 
 class ConsoleModal(ModalScreen[R], Generic[R]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
 from engine.errors import MirrorlineError
+from engine.printable import printable
 from engine.service import Service
 from tui import fmt
 from tui.screens import ConsoleModal
@@ -42,7 +44,9 @@ class AuditScreen(ConsoleModal[None]):
             return
         table = self.query_one(DataTable)
         for e in entries:
-            table.add_row(time_of(e.at), e.actor, e.action, e.detail, key=str(e.id))
+            # Text, never markup: a detail quotes keys and names a client typed.
+            cells = (e.actor, e.action, e.detail)
+            table.add_row(time_of(e.at), *(Text(printable(c)) for c in cells), key=str(e.id))
 
 
 def time_of(at: float) -> str:

@@ -3,7 +3,11 @@
 status strip (engine, links, freshness); on a demo, the demo bar
 policies      PENDING IN-FLT RETRY FAILED LAG RATE per policy (none yet: what to do first)
 trends        throughput · backlog · lag, the last minutes
-in flight     per transfer progress        recent failures
+in flight     per transfer progress        failures, a line per cause
+
+Enter on a cause opens its tasks, Enter on a task the object's whole story.
+At 80 columns the policies table keeps ID, STATE, PENDING, FAILED and LAG
+whatever the names' lengths (tui.widgets.fit): the others give way first.
 """
 
 from __future__ import annotations
@@ -18,45 +22,65 @@ from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.widgets import DataTable, Footer, Label
 
-from engine.model import Task, TaskState
-from engine.service import Service, TaskPage, next_step
+from engine.model import FailureGroup
+from engine.service import Service, next_step
 from engine.telemetry.snapshot import PolicyStats, Snapshot, Transfer
 from tui import fmt
 from tui.actions import bindings
-from tui.messages import RetryRequested
+from tui.screens.causes import CausesScreen, cause_key, cause_row
 from tui.screens.failures import FailuresScreen
 from tui.screens.form import say
 from tui.screens.policy_actions import PolicyActions
-from tui.screens.task_detail import TaskDetail, failure_state
 from tui.view import View
-from tui.widgets.table import Cell, LiveTable
+from tui.widgets.fit import Spec, fit
+from tui.widgets.table import Cell, LiveTable, plain
 from tui.widgets.trend import Series, Trend
 
-RECENT_FAILURES = 30
 STATE_STYLE = {
     "active": "success",
     "paused": "warning",
     "disabled": "dim",
     "stopped": "dim",
     "waiting": "error",
+    "throttled": "warning",
 }
-NARROW_HIDES = {"source", "limit"}  # at 80 columns the target says enough
+# What stays at 80 columns: ID (and a long STATE) cut with an ellipsis before a number goes;
+# the others leave in this order when they do not fit (the source first, RATE last).
+POLICY_COLUMNS = (
+    Spec("id", "ID", keep=True, shrink_to=10),
+    Spec("source", "SOURCE", shrink_to=12, give_way=6),
+    Spec("target", "TARGET", shrink_to=12, give_way=4),
+    Spec("state", "STATE", keep=True, shrink_to=24),  # a hold reason reads whole
+    Spec("pending", "PENDING", keep=True),
+    Spec("in_flight", "IN-FLT", give_way=2),
+    Spec("retrying", "RETRY", give_way=3),
+    Spec("failed", "FAILED", keep=True),
+    Spec("lag", "LAG", keep=True),
+    Spec("rate", "RATE", give_way=1),
+    Spec("limit", "LIMIT", give_way=5),
+)
+FRAME = 4  # the panel's border and the table's vertical scrollbar
 
 
 @dataclass(frozen=True)
 class Fetched:
     """What the dashboard reads beside the snapshot."""
 
-    failures: TaskPage
+    causes: list[FailureGroup]
     aliases: int | None  # counted only while there is no policy: the first-run hint needs it
 
 
 def policy_state(p: PolicyStats, snapshot: Snapshot) -> str:
-    """'waiting' is a link that is down: dispatch held, nothing failing."""
-    if p.state != "enabled":
+    """Why dispatch is held, in the engine's words ('waiting: dst offline 2m', 'paused',
+    'throttled'); 'waiting' from the links when the engine does not say."""
+    if p.state == "disabled":
         return p.state
     if not snapshot.engine.running:
         return "stopped"
+    if p.hold:
+        return p.hold
+    if p.state != "enabled":
+        return p.state
     down = {link.alias for link in snapshot.links if link.online is False}
     return "waiting" if {p.source_alias, p.target_alias} & down else "active"
 
@@ -69,7 +93,7 @@ def policy_row(p: PolicyStats, snapshot: Snapshot) -> list[Cell]:
         p.id,
         p.source,
         p.target,
-        (state, STATE_STYLE.get(state, "")),
+        (state, STATE_STYLE.get(state.split(":")[0], "")),
         fmt.count(b.pending),
         fmt.count(b.in_flight),
         fmt.count(b.retrying),
@@ -90,16 +114,6 @@ def transfer_row(t: Transfer) -> list[Cell]:
     ]
 
 
-def failure_row(t: Task, now: float) -> list[Cell]:
-    return [
-        fmt.clock(t.updated_at),
-        t.policy,
-        fmt.middle(t.key, 28),
-        failure_state(t, now),
-        t.last_error.splitlines()[0] if t.last_error else "",
-    ]
-
-
 class DashboardScreen(PolicyActions[Fetched]):
     BINDINGS = bindings(
         "pause_policy",
@@ -117,30 +131,16 @@ class DashboardScreen(PolicyActions[Fetched]):
         super().__init__()
         self.series = Series()
         self._seeded = False
-        self.failures: dict[str, Task] = {}  # the recent failures shown, by row key
+        self.causes: dict[str, FailureGroup] = {}  # the causes shown, by row key
+        self.policy_rows: list[tuple[str, list[Cell]]] = []
+        self.width = 0  # the policies table's, as the last resize left it
 
     def compose(self) -> ComposeResult:
         yield from self.header()
         with Vertical(id="policies-panel", classes="panel") as panel:
             panel.border_title = "Policies"
             yield Label("", id="first-run")
-            yield LiveTable(
-                [
-                    ("id", "ID"),
-                    ("source", "SOURCE"),
-                    ("target", "TARGET"),
-                    ("state", "STATE"),
-                    ("pending", "PENDING"),
-                    ("in_flight", "IN-FLT"),
-                    ("retrying", "RETRY"),
-                    ("failed", "FAILED"),
-                    ("lag", "LAG"),
-                    ("rate", "RATE"),
-                    ("limit", "LIMIT"),
-                ],
-                cap=200,
-                id="policies",
-            )
+            yield LiveTable([(c.key, c.label) for c in POLICY_COLUMNS], cap=200, id="policies")
         with Horizontal(id="trends"):
             yield Trend("Throughput", 0, fmt.rate, classes="panel")
             yield Trend("Backlog", 1, fmt.count, classes="panel")
@@ -160,16 +160,16 @@ class DashboardScreen(PolicyActions[Fetched]):
                     id="transfers",
                 )
             with Vertical(id="failures-panel", classes="panel") as failures:
-                failures.border_title = "Recent failures"
+                failures.border_title = "Failures by cause"
                 yield LiveTable(
                     [
-                        ("at", "AT"),
+                        ("code", "CAUSE"),
+                        ("op", "OP"),
                         ("policy", "POLICY"),
-                        ("key", "KEY"),
-                        ("state", "STATE"),
-                        ("error", "ERROR"),
+                        ("count", "TASKS"),
+                        ("first", "FIRST"),
                     ],
-                    cap=RECENT_FAILURES,
+                    cap=100,
                     id="recent",
                 )
         yield Footer()
@@ -181,17 +181,22 @@ class DashboardScreen(PolicyActions[Fetched]):
         # At 80x24 the trends and the failures pane fold away; policies and header stay.
         narrow = event.size.width < 100 or event.size.height < 30
         self.set_class(narrow, "narrow")
-        self.query_one("#policies", LiveTable).hide(
-            NARROW_HIDES if event.size.width < 100 else set()
+        self.width = event.size.width - FRAME
+        self.shape_policies()
+
+    def shape_policies(self) -> None:
+        """The columns that fit this width with these rows' widths (cheap: no redraw
+        unless the answer changes)."""
+        shaped = fit(
+            POLICY_COLUMNS, [[plain(c) for c in r] for _, r in self.policy_rows], self.width
         )
+        self.query_one("#policies", LiveTable).shape(shaped.hidden, shaped.widths)
 
     async def fetch(self, source: Service) -> Fetched:
-        failures = await source.tasks(
-            [TaskState.FAILED, TaskState.RETRYING], limit=RECENT_FAILURES, descending=True
-        )
+        causes = await source.failure_groups()
         last = self.host.view.snapshot
         aliases = len(await source.aliases()) if last is None or not last.policies else None
-        return Fetched(failures, aliases)
+        return Fetched(causes, aliases)
 
     def watch_view(self, view: View) -> None:
         """Before the first snapshot, the empty table says what is starting."""
@@ -217,54 +222,59 @@ class DashboardScreen(PolicyActions[Fetched]):
             trend.update(self.series)
         if view.frozen:
             return
-        self.query_one("#policies", LiveTable).sync(
-            [(p.id, policy_row(p, snapshot)) for p in snapshot.policies]
-        )
+        self.policy_rows = [(p.id, policy_row(p, snapshot)) for p in snapshot.policies]
+        self.shape_policies()
+        self.query_one("#policies", LiveTable).sync(self.policy_rows)
         transfers = sorted(snapshot.transfers, key=lambda t: t.started_at)
         self.query_one("#transfers", LiveTable).sync(
             [(str(t.task_id), transfer_row(t)) for t in transfers]
         )
         self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
-        self.failures = {str(t.id): t for t in extra.failures.tasks}
+        self.causes = {cause_key(g.cause): g for g in extra.causes}
         self.query_one("#recent", LiveTable).sync(
-            [(str(t.id), failure_row(t, now)) for t in extra.failures.tasks]
+            [(cause_key(g.cause), cause_row(g)) for g in extra.causes]
         )
         total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)
         self.query_one(
             "#failures-panel"
-        ).border_title = f"Recent failures ({fmt.count(total)} failed or retrying)"
+        ).border_title = f"Failures by cause ({fmt.count(total)} failed or retrying)"
 
     # -- actions on the selected row -------------------------------------------------
 
-    def selected_failure(self) -> Task | None:
-        """The failure under the cursor, only while that panel has the focus (and shows)."""
+    def selected_cause(self) -> FailureGroup | None:
+        """The cause under the cursor, only while that panel has the focus (and shows)."""
         table = self.query_one("#recent", LiveTable)
         key = table.selected_key if table.has_focus else None
-        return self.failures.get(key) if key else None
+        return self.causes.get(key) if key else None
 
     def action_retry(self) -> None:
-        task = self.selected_failure()
-        if task is None:
-            self.notify(
-                "Move to Recent failures (tab) and pick one, or open all failures with F",
-                severity="warning",
-            )
-            return
-        self.post_message(RetryRequested(ids=[task.id]))
+        cause = self.selected_cause()
+        self.notify(
+            "Enter opens the cause's tasks: r there retries one (or the marked ones)"
+            if cause
+            else "Open the failures with F (or Enter on a cause) and pick one",
+            severity="warning",
+        )
 
     @on(DataTable.RowSelected)
     def action_details(self) -> None:
         focused = self.focused
         if focused is not None and focused.id == "recent":
-            task = self.selected_failure()
-            if task is not None:
-                self.app.push_screen(TaskDetail(task))
+            cause = self.selected_cause()
+            if cause is not None:
+                self.app.push_screen(FailuresScreen(policy=cause.cause.policy, cause=cause.cause))
         elif focused is not None and focused.id == "policies":
-            self.app.push_screen(FailuresScreen(policy=self.selected_policy_id()))
+            self.app.push_screen(CausesScreen(policy=self.selected_policy_id()))
 
     def action_copy(self) -> None:
-        task = self.selected_failure()
-        if task is None:
-            return
-        self.app.copy_to_clipboard(f"{task.key}\t{task.last_error}")
-        self.notify(f"Copied {task.key!r} and its error")
+        cause = self.selected_cause()
+        if cause is not None:
+            self.app.copy_to_clipboard(f"{cause.example_key}\t{cause.example_error}")
+            self.notify(f"Copied an example of {cause.cause.code}: {cause.example_key!r}")
+
+    def suggested_source(self) -> str | None:
+        """`w` starts from the selected policy's source."""
+        policy_id = self.query_one("#policies", LiveTable).selected_key
+        snapshot = self.host.view.snapshot
+        found = snapshot.policy(policy_id) if snapshot and policy_id else None
+        return found.source if found else super().suggested_source()

@@ -1,9 +1,10 @@
-"""Every failed and retrying task, a page at a time from the engine.
+"""The failed and retrying tasks (of one cause, from tui.screens.causes), a page at a time.
 
 The engine may hold a hundred thousand failures; the table holds one page
 (PAGE rows) and asks for the next with a cursor, so the view costs the same
 at any size. `/` filters on the engine side (key or error text), marks survive
-paging, and export walks every page of the current filter.
+paging, and export walks every page of the current filter. Enter opens the
+object's whole story (tui.screens.explain).
 """
 
 from __future__ import annotations
@@ -11,30 +12,40 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Input, Label
 
 from engine.errors import MirrorlineError
-from engine.model import Task, TaskState
+from engine.model import Cause, Task, TaskState
+from engine.printable import printable, spreadsheet_cell
 from engine.service import MAX_PAGE, Service, TaskPage
 from tui import fmt
 from tui.actions import bindings
 from tui.messages import RefreshRequested, RetryRequested
 from tui.screens import ConsoleScreen
+from tui.screens.explain import ExplainScreen
 from tui.screens.policy_actions import confirm_retry_all
-from tui.screens.task_detail import TaskDetail, failure_state
 from tui.view import View
 from tui.widgets.table import Cell, LiveTable
 
 PAGE = 200
 PARKED = [TaskState.FAILED, TaskState.RETRYING]
 SORTS = ("id", "key", "attempts", "size", "error")
+
+
+def failure_state(t: Task, now: float) -> Cell:
+    """What happens next to a parked task, in one cell."""
+    if t.state is TaskState.FAILED:
+        return ("FAILED", "error")
+    return (f"retry {t.attempts} in {fmt.duration(max(0.0, t.next_at - now))}", "warning")
 
 
 class FailuresScreen(ConsoleScreen[TaskPage]):
@@ -47,9 +58,10 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
         Binding("S", "sort", "Sort page", show=False),
     ]
 
-    def __init__(self, policy: str | None = None) -> None:
+    def __init__(self, policy: str | None = None, cause: Cause | None = None) -> None:
         super().__init__()
         self.policy = policy
+        self.cause = cause  # only this cause's tasks (Enter on a cause)
         self.query_text = ""
         self.newest_first = True
         self.sort_by = "id"
@@ -96,6 +108,7 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
             self.cursors[-1],
             self.query_text,
             self.newest_first,
+            cause=self.cause,
         )
 
     def render_view(self, view: View, extra: TaskPage) -> None:
@@ -112,11 +125,17 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
             )
         first = (len(self.cursors) - 1) * PAGE + 1
         scope = f"policy {self.policy}" if self.policy else "all policies"
+        if self.cause is not None:
+            c = self.cause
+            scope += f" · {c.code or c.error_class} on {c.op.value.upper()}"
         shown = f"rows {first:,} to {first + len(self.page) - 1:,}" if self.page else "no rows"
-        filtered = f" · filter {self.query_text!r}" if self.query_text else ""
+        filtered = f" · filter {printable(self.query_text)!r}" if self.query_text else ""
+        of = "" if self.cause else f" of {total:,} failed or retrying"
         self.query_one("#where", Label).update(
-            f" Failures · {scope}{filtered} · {shown} of {total:,} failed or retrying · "
-            f"{'newest' if self.newest_first else 'oldest'} first · {len(self.marked)} marked"
+            Text(
+                f" Failures · {scope}{filtered} · {shown}{of} · "
+                f"{'newest' if self.newest_first else 'oldest'} first · {len(self.marked)} marked"
+            )
         )
         self.query_one("#failures", LiveTable).sync(self.rows())
 
@@ -160,8 +179,14 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
     @on(DataTable.RowSelected)
     def action_details(self) -> None:
         task = self.selected()
-        if task is not None:
-            self.app.push_screen(TaskDetail(task))
+        if task is None:
+            return
+        snapshot = self.host.view.snapshot
+        policy = snapshot.policy(task.policy) if snapshot else None
+        if policy is None:
+            self.notify(f"Policy {task.policy} is gone: its source is unknown", severity="warning")
+            return
+        self.app.push_screen(ExplainScreen(policy.source, task.key, task))
 
     def action_mark(self) -> None:
         task = self.selected()
@@ -213,9 +238,6 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
         self.query_one("#failures", LiveTable).focus()
         self.refresh_now(reset=True)
 
-    def action_dashboard(self) -> None:
-        self.app.pop_screen()
-
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)
         if box.display or self.query_text:
@@ -248,7 +270,7 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
         try:
             while True:
                 page = await self.host.source.tasks(
-                    PARKED, self.policy, MAX_PAGE, after, self.query_text
+                    PARKED, self.policy, MAX_PAGE, after, self.query_text, cause=self.cause
                 )
                 rows += [
                     {**asdict(t), "op": t.op.value, "state": t.state.value} for t in page.tasks
@@ -268,10 +290,20 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
         self.notify(f"Exported {len(rows):,} task(s) to {stem}.csv and .json", timeout=10)
 
 
+def private(path: str) -> int:
+    """A new file only its owner reads: keys and error texts are the bucket's business."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+
 def write_export(stem: Path, rows: list[dict[str, object]]) -> None:
+    """CSV cells a spreadsheet would run as formulas are neutralised; the JSON is as is."""
     columns = list(rows[0]) if rows else ["id"]
-    with open(f"{stem}.csv", "w", newline="") as fh:
+    with open(private(f"{stem}.csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, columns)
         writer.writeheader()
-        writer.writerows(rows)
-    Path(f"{stem}.json").write_text(json.dumps(rows, indent=1))
+        writer.writerows(
+            {k: spreadsheet_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+            for row in rows
+        )
+    with open(private(f"{stem}.json"), "w") as fh:
+        json.dump(rows, fh, indent=1)

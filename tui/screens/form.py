@@ -20,6 +20,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Input, Label
 
 from engine.errors import MirrorlineError
+from engine.printable import printable
 from tui.screens import ConsoleModal
 
 FieldRule = Callable[[str], str]
@@ -42,7 +43,7 @@ def check(parse: Callable[[str], object], optional: bool = True) -> FieldRule:
 
 def say(label: Label, message: str) -> None:
     """An error line takes a row only while it has something to say (80x24 is tight)."""
-    label.update(Content(message))
+    label.update(Content(printable(message)))  # the engine's words may quote a server's
     label.display = bool(message)
 
 

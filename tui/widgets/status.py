@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from engine.printable import printable
 from engine.telemetry.snapshot import Snapshot
 from tui import fmt
 from tui.view import View
@@ -56,7 +57,7 @@ def status_line(
         parts.append((" FROZEN ", "reverse $warning"))
         parts.append(("  ", ""))
     if error:
-        parts.append((f"{error}  ", "$error"))
+        parts.append((f"{printable(error)}  ", "$error"))  # a server's words, escaped
     # The engine's own clock counts too: an engine whose snapshot stopped moving is stale
     # even while polls succeed.
     taken = snapshot.engine.updated_at if snapshot and snapshot.engine.running else None

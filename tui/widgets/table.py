@@ -18,10 +18,18 @@ from textual.color import Color
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist
 
+from engine.printable import printable
+
 # A cell: plain text, or (text, tone) with tone one of success/warning/error/primary/dim.
-# Text objects, never markup strings: a key like "a[b]" must show as itself.
+# Text objects, never markup strings: a key like "a[b]" must show as itself, and control
+# characters as escapes (a key is written by anyone who can write to the bucket).
 Cell = str | tuple[str, str]
 REBUILD_OVER = 20  # stale rows above which clear() + add beats remove_row
+
+
+def plain(cell: Cell) -> str:
+    """A cell's text as the table shows it."""
+    return printable(cell if isinstance(cell, str) else cell[0])
 
 
 class LiveTable(DataTable[Text]):
@@ -35,7 +43,8 @@ class LiveTable(DataTable[Text]):
     ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._columns = list(columns)  # (key, label)
-        self._hidden: set[str] = set()
+        self._hidden: frozenset[str] = frozenset()
+        self._widths: dict[str, int] = {}  # columns cut to a width (cells end in an ellipsis)
         self._last: list[tuple[str, list[Text]]] = []
         self.cap = cap
 
@@ -45,13 +54,15 @@ class LiveTable(DataTable[Text]):
     def _add_columns(self) -> None:
         for key, label in self._columns:
             if key not in self._hidden:
-                self.add_column(label, key=key)
+                self.add_column(label, key=key, width=self._widths.get(key))
 
-    def hide(self, columns: set[str]) -> None:
-        """Show every column but these (narrow terminals); rows are redrawn at once."""
-        if columns == self._hidden:
+    def shape(self, hidden: frozenset[str], widths: dict[str, int] | None = None) -> None:
+        """Show every column but `hidden`, the ones in `widths` cut to that many cells
+        (narrow terminals, see tui.widgets.fit); rows are redrawn at once."""
+        widths = widths or {}
+        if hidden == self._hidden and widths == self._widths:
             return
-        self._hidden = set(columns)
+        self._hidden, self._widths = hidden, dict(widths)
         shown = self._last
         self.clear(columns=True)
         self._add_columns()
@@ -87,9 +98,8 @@ class LiveTable(DataTable[Text]):
         return Style(color=Color.parse(value).rich_color) if value else Style()
 
     def text(self, cell: Cell) -> Text:
-        if isinstance(cell, str):
-            return Text(cell, no_wrap=True)
-        return Text(cell[0], style=self.tone(cell[1]), no_wrap=True)
+        style = self.tone(cell[1]) if isinstance(cell, tuple) else ""
+        return Text(plain(cell), style=style, no_wrap=True, overflow="ellipsis")
 
     def sync(self, cells: Sequence[tuple[str, Sequence[Cell]]]) -> None:
         """Make the table show exactly these rows (in this order for new ones), touching little."""
@@ -114,7 +124,10 @@ class LiveTable(DataTable[Text]):
             for column, value in zip(columns, cells, strict=True):
                 if self.get_cell(key, column) != value:
                     # Widening a column re-lays the whole table out: only when it must.
-                    wider = value.cell_len > self.columns[ColumnKey(column)].content_width
+                    wider = (
+                        column not in self._widths
+                        and value.cell_len > self.columns[ColumnKey(column)].content_width
+                    )
                     self.update_cell(key, column, value, update_width=wider)
 
     def _rebuild(self, rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
