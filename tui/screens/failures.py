@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,6 +24,7 @@ from textual.widgets import DataTable, Footer, Input, Label
 
 from engine.errors import MirrorlineError
 from engine.model import Task, TaskState
+from engine.printable import spreadsheet_cell
 from engine.service import MAX_PAGE, Service, TaskPage
 from tui import fmt
 from tui.actions import bindings
@@ -269,9 +272,19 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
 
 
 def write_export(stem: Path, rows: list[dict[str, object]]) -> None:
+    """Both files 0600 (keys and errors are the operator's business), and every CSV cell
+    that a spreadsheet would evaluate (`=`, `+`, `-`, `@`) kept as text."""
     columns = list(rows[0]) if rows else ["id"]
-    with open(f"{stem}.csv", "w", newline="") as fh:
+    with _private(f"{stem}.csv", newline="") as fh:
         writer = csv.DictWriter(fh, columns)
         writer.writeheader()
-        writer.writerows(rows)
-    Path(f"{stem}.json").write_text(json.dumps(rows, indent=1))
+        writer.writerows(
+            {k: spreadsheet_cell(v) if isinstance(v, str) else v for k, v in row.items()}
+            for row in rows
+        )
+    with _private(f"{stem}.json") as fh:
+        fh.write(json.dumps(rows, indent=1))
+
+
+def _private(path: str, newline: str | None = None) -> TextIO:
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", newline=newline)
