@@ -24,7 +24,14 @@ from engine.model import Completion, Op, Outcome, Task
 from engine.policy import Policy
 from engine.replication.bandwidth import TokenBucket
 from engine.s3 import ObjectHead, ObjectStore, Stream
-from engine.s3.origin import COPIED_HEADERS, ORIGIN, ORIGIN_ETAG, ORIGIN_VERSION, replica_of
+from engine.s3.origin import (
+    COPIED_HEADERS,
+    ORIGIN,
+    ORIGIN_ETAG,
+    ORIGIN_VERSION,
+    came_from,
+    replica_of,
+)
 
 MiB = 1024 * 1024
 STREAM_CHUNK = 64 * 1024  # bodies above this are sent (and counted, and paced) in chunks
@@ -84,7 +91,7 @@ async def _target_holds(task: Task, ctx: TransferContext) -> str:
         head = await ctx.target.head(ctx.policy.target_bucket, task.key)
     except NotFoundError:
         return ""
-    return head.version_id if replica_of(head, ctx.source_origin) == task.version_id else ""
+    return head.version_id if await replica_of(head, ctx.source_origin) == task.version_id else ""
 
 
 def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -> dict[str, str]:
@@ -140,7 +147,7 @@ async def _upload(
 async def _copy(task: Task, ctx: TransferContext, progress: Progress) -> Completion:
     policy = ctx.policy
     async with ctx.source.get(policy.source_bucket, task.key, task.version_id) as (head, stream):
-        if head.metadata.get(ORIGIN) == ctx.target_origin:
+        if await came_from(head, ctx.target_origin):  # the target's own, under any alias
             return Completion(task, Outcome.SKIPPED, target_version="", note="replica of target")
         tags: dict[str, str] = {}
         if head.tag_count or policy.tags:
