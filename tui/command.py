@@ -85,9 +85,9 @@ def tui(
     """The live console: queue, transfers, failures and lag, with keys to act."""
     from tui.app import Console
 
-    need_terminal("use `mirrorline replicate status` in scripts")
-    if token_file is not None:
+    if token_file is not None:  # a bad file is said before "no terminal": it is the mistake
         token = read_token(token_file)
+    need_terminal("use `mirrorline replicate status` in scripts")
     found = None if connect else running_engine(ctx.state_dir)
     if connect:
         source = RemoteService(connect, token or "")
