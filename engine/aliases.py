@@ -61,7 +61,7 @@ class Alias:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UserError(
             f"invalid alias name {name!r}: use letters, digits, '-' and '_' (max 63 characters)"
         )
@@ -94,7 +94,7 @@ def from_env_url(name: str, value: str) -> Alias:
         raise UserError(usage) from None
     if not parts.username or parts.password is None:
         raise UserError(usage)
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise UserError(f"{var}: invalid alias name {name!r}")
     # The URL without its credentials (so no error below can show the secret).
     host = parts.netloc.rpartition("@")[2]

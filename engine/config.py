@@ -51,17 +51,34 @@ def write_private(path: Path, data: str) -> None:
         raise
 
 
+MAX_TOKEN = 4096  # bytes: a token file larger than this is not a token file
+
+
 def api_token(path: Path) -> str:
     """The API token in `path`, created (random, 0600) on first use."""
     if not path.exists():
         write_private(path, secrets.token_urlsafe(32) + "\n")
+    return read_token(path)
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in `path`: one word of 16 to 4096 visible ASCII characters.
+
+    It travels in an HTTP header, so anything else (UTF-8 beyond ASCII, a control
+    character, a binary file named by mistake) could never match: said here, once."""
     try:
-        token = path.read_text().strip()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_TOKEN + 1)
     except OSError as exc:
         raise UserError(f"cannot read the token file {path}: {exc.strerror}") from None
-    if len(token) < 16 or any(c.isspace() for c in token):
-        raise UserError(f"the token in {path} must be one word of at least 16 characters")
-    return token
+    if len(raw) > MAX_TOKEN:
+        raise UserError(f"the token file {path} is over {MAX_TOKEN} bytes: not a token")
+    token = raw.strip()
+    if len(token) < 16 or not all(0x21 <= b <= 0x7E for b in token):
+        raise UserError(
+            f"the token in {path} must be one word of at least 16 visible ASCII characters"
+        )
+    return token.decode("ascii")
 
 
 @dataclass

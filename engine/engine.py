@@ -32,6 +32,7 @@ from engine.replication.holds import hold_of
 from engine.replication.resync import ResyncRunner
 from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
+from engine.s3.identity import place_of
 from engine.s3.origin import origin_of
 from engine.state import State, open_state
 from engine.telemetry.compose import Live, compose, publish
@@ -69,6 +70,7 @@ class Engine:
         self._detach = asyncio.Event()
         self._part_slots = asyncio.Semaphore(config.part_budget)
         self._limits: dict[str, TokenBucket] = {}
+        self._looped: set[str] = set()  # policies refused as onto themselves, logged once
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -228,7 +230,10 @@ class Engine:
         wanted = {
             p.id: p
             for p in self.all_policies
-            if p.enabled and p.source_alias in self.aliases and p.target_alias in self.aliases
+            if p.enabled
+            and p.source_alias in self.aliases
+            and p.target_alias in self.aliases
+            and not await self._onto_itself(p)
         }
         present = {p.id for p in self.all_policies}
         for pid in set(self.policies) - set(wanted):
@@ -242,6 +247,26 @@ class Engine:
             self.detector.start(pid)
         for dispatcher in self.dispatchers.values():
             dispatcher.wake()
+
+    async def _onto_itself(self, policy: Policy) -> bool:
+        """A policy whose source and target are one bucket under two aliases never runs:
+        each copy would be a new source version to copy again (stored before the check
+        refused such pairs, or an alias's URL changed since)."""
+        source, target = self.aliases[policy.source_alias], self.aliases[policy.target_alias]
+        here = await place_of(source, policy.source_bucket)
+        if not here.same(await place_of(target, policy.target_bucket)):
+            self._looped.discard(policy.id)
+            return False
+        if policy.id not in self._looped:
+            self._looped.add(policy.id)
+            log.error(
+                "policy %s not run: %s and %s are the same bucket (%s)",
+                policy.id,
+                policy.source,
+                policy.target,
+                here,
+            )
+        return True
 
     def _route(self, policy: Policy) -> Route:
         dispatcher = self.dispatchers.get(policy.target_alias)

@@ -8,6 +8,7 @@
     └── UserError                   a mistake in what the operator asked for: one line, exit 1   422
         ├── MissingError            the policy, alias or resync named does not exist             404
         └── MalformedError          the request itself is malformed (bad JSON, wrong types)      400
+            └── TooLargeError       the request body is over the API's size limit                413
 
 Every S3 failure is translated into one of these where it happens (engine/s3/),
 so no other module looks at vendor codes (engine/s3/errors.py maps them). The HTTP API answers each error with
@@ -100,6 +101,13 @@ class MalformedError(UserError):
     status = 400
 
 
+class TooLargeError(MalformedError):
+    """The request body is larger than the API reads (engine.service.parsing says how large)."""
+
+    kind = "too-large"
+    status = 413
+
+
 BY_KIND: dict[str, type[MirrorlineError]] = {
     cls.kind: cls
     for cls in (
@@ -110,6 +118,7 @@ BY_KIND: dict[str, type[MirrorlineError]] = {
         UserError,
         MissingError,
         MalformedError,
+        TooLargeError,
     )
 }
 

@@ -12,11 +12,14 @@ import secrets
 from dataclasses import asdict, dataclass, field
 
 from engine.errors import UserError
+from engine.printable import printable
 
 OPERATIONS = ("delete-marker", "delete", "existing-objects", "metadata-sync")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?(?:/s)?\s*$", re.IGNORECASE)
+MAX_PRIORITY = 1_000_000_000  # far below SQLite's 2**63: any sane ranking fits
+MAX_BANDWIDTH = 1024**4  # 1 TiB/s: a higher "limit" is a typo, not a limit
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ def parse_path(value: str, what: str) -> tuple[str, str]:
     alias, sep, bucket = value.strip().strip("/").partition("/")
     if not sep or not alias or not bucket or "/" in bucket:
         raise UserError(f"invalid {what} {value!r}: expected ALIAS/BUCKET")
-    if not BUCKET_RE.match(bucket) or ".." in bucket:
+    if not BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise UserError(f"invalid bucket name {bucket!r} in {what} {value!r}")
     return alias, bucket
 
@@ -79,6 +82,7 @@ def parse_tags(value: str) -> dict[str, str]:
         key, sep, val = pair.partition("=")
         if not sep or not key:
             raise UserError(f"invalid tag {pair!r} in --tags: expected key=value[&key=value]")
+        plain_text(pair, "--tags")
         if len(key) > 128 or len(val) > 256:
             raise UserError(f"invalid tag {key!r}: keys up to 128 and values up to 256 characters")
         if key in tags:
@@ -94,42 +98,73 @@ def format_tags(tags: dict[str, str]) -> str:
 
 
 def parse_replicate(value: str) -> frozenset[str]:
+    """'delete,metadata-sync' -> the operations; none at all is refused (it replicates nothing
+    but new puts, which is never what `--replicate ''` meant)."""
     chosen = {item.strip() for item in value.split(",") if item.strip()}
+    if not chosen:
+        raise UserError(
+            f"invalid --replicate {value!r}: name at least one of {', '.join(OPERATIONS)}"
+        )
     unknown = sorted(chosen - set(OPERATIONS))
     if unknown:
-        raise UserError(
-            f"invalid --replicate value {', '.join(unknown)!r}: choose from {', '.join(OPERATIONS)}"
-        )
+        shown = printable(", ".join(unknown))
+        raise UserError(f"invalid --replicate value {shown!r}: choose from {', '.join(OPERATIONS)}")
     return frozenset(chosen)
 
 
 def parse_bandwidth(value: str) -> int:
     """'50MiB', '2G', '100MB/s', '0' -> bytes per second (0 = unlimited)."""
-    match = SIZE_RE.match(value)
+    match = SIZE_RE.fullmatch(value)
     if not match:
-        raise UserError(f"invalid bandwidth {value!r}: expected a size such as 50MiB, 2G or 100MB")
+        raise UserError(
+            f"invalid bandwidth {printable(value)!r}: expected a size such as 50MiB, 2G or 100MB"
+        )
     number, unit, binary = match.groups()
     base = 1024 if binary or not unit else 1000
     exponent = " KMGT".index(unit.upper() or " ")
     result = int(float(number) * base**exponent)
     if result and result < 1024:
         raise UserError(f"bandwidth {value!r} is below 1 KiB/s")
+    if result > MAX_BANDWIDTH:
+        raise UserError(f"bandwidth {value!r} is above 1 TiB/s: give a real limit, or 0 for none")
     return result
 
 
+def plain_text(value: str, what: str) -> str:
+    """Text an operator types (a prefix, tags): valid UTF-8, no control or bidi characters.
+
+    A control character in a filter matches nothing a person meant and repaints
+    the terminal of whoever lists it; text the shell could not decode (lone
+    surrogates from undecodable argv bytes) cannot be stored or sent as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"invalid {what}: not valid UTF-8 text") from None
+    if printable(value) != value:
+        raise UserError(f"invalid {what} {printable(value)!r}: control characters are not allowed")
+    return value
+
+
 def parse_prefix(value: str) -> str:
+    plain_text(value, "--prefix")
     if len(value.encode()) > 1024:
         raise UserError("invalid --prefix: longer than 1024 bytes")
-    if any(ord(ch) < 32 for ch in value):
-        raise UserError("invalid --prefix: control characters are not allowed")
+    return value
+
+
+def parse_priority(value: int) -> int:
+    """Priorities order policies; outside 0..MAX_PRIORITY they would only overflow SQLite."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
+        raise UserError(f"invalid --priority {value!r}: expected 0 to {MAX_PRIORITY:,}")
     return value
 
 
 def parse_id(value: str) -> str:
     """A policy id is shown in every table and message: keep it to one plain word."""
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         raise UserError(
-            f"invalid --id {value!r}: use letters, digits, '.', '-' and '_' (max 64 characters)"
+            f"invalid --id {printable(value)!r}: use letters, digits, '.', '-' and '_'"
+            " (max 64 characters)"
         )
     return value
 

@@ -126,6 +126,7 @@ CONSOLE_MAY_IMPORT = (
     "engine.policy",
     "engine.errors",
     "engine.config",
+    "engine.printable",
 )
 CONSOLE_COMMAND = "tui.command"  # the one module that wires a service to the app
 

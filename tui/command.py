@@ -16,8 +16,8 @@ import click
 from click.core import ParameterSource
 
 from engine import config
-from engine.cli.context import Context, run_async
-from engine.config import EngineConfig
+from engine.cli.context import TOKEN_OPTION, Context, run_async
+from engine.config import EngineConfig, read_token
 from engine.demo.embedded import EmbeddedDemo
 from engine.demo.headless import run_headless
 from engine.demo.remote import RemoteDemo
@@ -39,7 +39,10 @@ DEMO_STARTING = (
 
 
 def log_to_file(path: Path) -> None:
-    """Log lines on the terminal would tear the screen: they go to a file instead."""
+    """Log lines on the terminal would tear the screen: they go to a file instead,
+    readable by its owner only (it names endpoints, keys and errors)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)  # a file left by an older version may be wider
     root = logging.getLogger()
     level = root.level
     for handler in list(root.handlers):
@@ -52,7 +55,12 @@ def log_to_file(path: Path) -> None:
 
 @click.command()
 @click.option("--connect", metavar="URL", help="Attach to `mirrorline run --listen` at URL.")
-@click.option("--token", envvar="MIRRORLINE_TOKEN", help="The remote engine's API token.")
+@click.option("--token", **TOKEN_OPTION)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the remote engine's API token from this file.",
+)
 @click.option(
     "--refresh",
     type=click.FloatRange(0.2, 60),
@@ -68,6 +76,7 @@ def tui(
     ctx: Context,
     connect: str | None,
     token: str | None,
+    token_file: Path | None,
     refresh: float,
     read_only: bool,
     workers: int,
@@ -76,6 +85,8 @@ def tui(
     """The live console: queue, transfers, failures and lag, with keys to act."""
     from tui.app import Console
 
+    if token_file is not None:  # a bad file is said before "no terminal": it is the mistake
+        token = read_token(token_file)
     need_terminal("use `mirrorline replicate status` in scripts")
     found = None if connect else running_engine(ctx.state_dir)
     if connect:
@@ -152,11 +163,11 @@ async def _serves_demo(url: str, token: str) -> bool:
 def _state_token(state_dir: Path) -> str:
     """The token a local engine wrote; readable only by the user it runs as."""
     try:
-        return (state_dir / "api-token").read_text().strip()
-    except OSError as exc:
+        return read_token(state_dir / "api-token")
+    except UserError as exc:
         raise UserError(
-            f"an engine runs on {state_dir} but its token is unreadable ({exc.strerror}): "
-            "pass --token or set $MIRRORLINE_TOKEN"
+            f"an engine runs on {state_dir} but {exc.reason}: "
+            "set $MIRRORLINE_TOKEN or pass --token-file"
         ) from None
 
 

@@ -11,7 +11,8 @@ import asyncio
 from engine.aliases import Alias, AliasBook
 from engine.errors import AccessDeniedError, MirrorlineError, UserError
 from engine.policy import Policy
-from engine.s3.control import ControlClient
+from engine.s3.control import NOT_S3, ControlClient
+from engine.s3.identity import place_of
 
 
 async def check_alias(alias: Alias) -> None:
@@ -24,6 +25,11 @@ async def check_alias(alias: Alias) -> None:
             ) from None
         if exc.retryable:
             raise UserError(f"alias {alias.name}: {alias.url} does not answer") from None
+        if exc.code == NOT_S3:
+            detail = exc.reason.partition("not an S3 answer ")[2]  # "(HTTP 404, text/html)"
+            raise UserError(
+                f"alias {alias.name}: {alias.url} is not an S3 endpoint {detail}"
+            ) from None
         raise UserError(f"alias {alias.name}: {exc.reason}") from None
 
 
@@ -52,10 +58,17 @@ async def _bucket_ready(alias: Alias, bucket: str, side: str) -> None:
 
 
 async def check_policy(policy: Policy, book: AliasBook) -> None:
-    """Aliases known, buckets present and versioned on both sides, source is not target."""
+    """Aliases known, buckets present and versioned on both sides, source is not target
+    (by what the URLs resolve to: engine.s3.identity)."""
     source, target = book.get(policy.source_alias), book.get(policy.target_alias)
-    if (source.netloc, policy.source_bucket) == (target.netloc, policy.target_bucket):
-        raise UserError(f"source and target are the same bucket ({policy.source})")
+    here = await place_of(source, policy.source_bucket)
+    there = await place_of(target, policy.target_bucket)
+    if here.same(there):
+        shown = "" if policy.source == policy.target else f" as {policy.target}"
+        raise UserError(
+            f"source and target are the same bucket: {policy.source}{shown} "
+            f"(both reach {source.url}/{policy.source_bucket})"
+        )
     await asyncio.gather(
         _bucket_ready(source, policy.source_bucket, "source"),
         _bucket_ready(target, policy.target_bucket, "target"),

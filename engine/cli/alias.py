@@ -11,6 +11,7 @@ import click
 from engine.aliases import Alias, validate_name, validate_url
 from engine.cli.context import Context, remote_options, with_local, with_service
 from engine.cli.output import emit_json, table
+from engine.cli.secrets import keys_from_prompt, keys_from_stdin, plain_key, warn_on_argv
 from engine.errors import UserError
 
 
@@ -22,8 +23,13 @@ def alias() -> None:
 @alias.command("set")
 @click.argument("name")
 @click.argument("url")
-@click.argument("access_key")
-@click.argument("secret_key")
+@click.argument("access_key", required=False)
+@click.argument(
+    "secret_key",
+    required=False,
+    callback=warn_on_argv("a secret key", "leave it out to be asked, or use --stdin"),
+)
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read both keys from stdin (2 lines).")
 @click.option("--region", default="us-east-1", show_default=True)
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle for TLS.")
@@ -33,21 +39,32 @@ def alias_set(
     ctx: Context,
     name: str,
     url: str,
-    access_key: str,
-    secret_key: str,
+    access_key: str | None,
+    secret_key: str | None,
+    from_stdin: bool,
     region: str,
     insecure: bool,
     ca_file: str | None,
     no_check: bool,
 ) -> None:
-    """Add or replace alias NAME for the endpoint at URL."""
-    if not access_key or not secret_key:
-        raise UserError("access key and secret key must not be empty")
+    """Add or replace alias NAME for the endpoint at URL.
+
+    The keys are asked for on the terminal (not echoed), or read from standard
+    input with --stdin (access key, then secret key, one per line). Given as
+    arguments they work too, but every user on the machine sees them in `ps`.
+    """
+    name, url = validate_name(name), validate_url(url)
+    if from_stdin:
+        if access_key is not None:
+            raise UserError("--stdin reads both keys: give no keys as arguments with it")
+        access_key, secret_key = keys_from_stdin()
+    elif secret_key is None:
+        access_key, secret_key = keys_from_prompt(access_key)
     entry = Alias(
-        name=validate_name(name),
-        url=validate_url(url),
-        access_key=access_key,
-        secret_key=secret_key,
+        name=name,
+        url=url,
+        access_key=plain_key(access_key or "", "access key"),
+        secret_key=plain_key(secret_key, "secret key"),
         region=region,
         insecure=insecure,
         ca_file=ca_file or "",

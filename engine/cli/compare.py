@@ -17,7 +17,7 @@ import click
 from engine.aliases import unknown_alias
 from engine.checks.report import Difference, PolicyReport
 from engine.cli.context import Context, remote_options, with_service
-from engine.cli.output import emit_json
+from engine.cli.output import emit_json, say
 from engine.cli.policies import replicate, select
 from engine.errors import MirrorlineError
 from engine.policy import parse_path
@@ -27,13 +27,8 @@ T = TypeVar("T")
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"mirrorline: error: {message}", err=True)
+    say(f"mirrorline: error: {message}", err=True)
     raise SystemExit(2)
-
-
-def _printable(key: str) -> str:
-    """One line per difference, even for a key with a newline in it."""
-    return repr(key) if any(ord(ch) < 32 or ord(ch) == 127 for ch in key) else key
 
 
 class CheckCommand(click.Command):
@@ -90,7 +85,7 @@ def diff(
         emit_json([d.__dict__ for d in result])
     else:
         for d in result:
-            click.echo(f"{d.policy}  {d.status:<16} {d.key}  {d.detail}")
+            say(f"{d.policy}  {d.status:<16} {d.key}  {d.detail}")
         if not result:
             click.echo("In sync.")
     raise SystemExit(1 if result else 0)
@@ -171,7 +166,7 @@ def verify(
         )
     else:
         for d in differences:
-            click.echo(f"{d.policy}  {d.status:<8} {_printable(d.key)}  {d.detail}")
+            say(f"{d.policy}  {d.status:<8} {d.key}  {d.detail}")
         note = (
             f" ({skipped} skipped: outside the tag filter, or deleted meanwhile)" if skipped else ""
         )

@@ -15,6 +15,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from engine.cli.output import say
+from engine.cli.secrets import warn_on_argv
 from engine.errors import MirrorlineError
 from engine.service import Service
 from engine.service.local import LocalService
@@ -22,6 +24,11 @@ from engine.service.remote import RemoteService
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Service)
+TOKEN_OPTION: dict[str, Any] = {
+    "envvar": "MIRRORLINE_TOKEN",
+    "help": "The engine's API token (default: $MIRRORLINE_TOKEN; on argv it shows in `ps`).",
+    "callback": warn_on_argv("an API token", "set $MIRRORLINE_TOKEN instead"),
+}
 
 
 class Context:
@@ -66,11 +73,7 @@ def with_service(
 
 def remote_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--connect/--token: act on a running engine over its HTTP API instead of the state dir."""
-    fn = click.option(
-        "--token",
-        envvar="MIRRORLINE_TOKEN",
-        help="The engine's API token (default: $MIRRORLINE_TOKEN).",
-    )(fn)
+    fn = click.option("--token", **TOKEN_OPTION)(fn)
     return click.option(
         "--connect", metavar="URL", help="A running engine's API, e.g. http://host:7480."
     )(fn)
@@ -84,7 +87,7 @@ def _usage_failure(exc: click.UsageError) -> NoReturn:
     """A missing or malformed argument: one line too, not click's four-line usage block."""
     where = exc.ctx.command_path if exc.ctx else "mirrorline"
     message = " ".join(exc.format_message().split())
-    click.echo(f"mirrorline: error: {message} (see `{where} --help`)", err=True)
+    say(f"mirrorline: error: {message} (see `{where} --help`)", err=True)
     sys.exit(1)
 
 
@@ -103,7 +106,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except MirrorlineError as exc:
-            click.echo(f"mirrorline: error: {exc.reason}", err=True)
+            say(f"mirrorline: error: {exc.reason}", err=True)  # may quote a server
             sys.exit(1)
         except _NO_ARGS_IS_HELP:
             raise  # a bare group: click shows its help

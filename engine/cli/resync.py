@@ -13,7 +13,7 @@ from typing import TypeVar
 import click
 
 from engine.cli.context import Context, remote_options, with_service
-from engine.cli.output import age, emit_json, table
+from engine.cli.output import age, emit_json, say, table
 from engine.cli.policies import replicate, select
 from engine.config import DEFAULT_RESYNC_PAGE
 from engine.service import Service
@@ -137,7 +137,7 @@ def status(
     )
     for r in report:
         if r["last_error"]:
-            click.echo(f"resync {r['id']}: {r['last_error']}")
+            say(f"resync {r['id']}: {r['last_error']}")
 
 
 @resync.command("cancel")

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from engine.cli.context import Context, remote_options, with_service
-from engine.cli.output import age, emit_json, size, table
+from engine.cli.output import age, emit_json, say, size, table
 from engine.cli.policies import replicate, select
 from engine.errors import UserError
 from engine.model import FailureGroup, Task, TaskState
@@ -108,7 +108,7 @@ def status(
     )
     for r in report:
         if r["scan_error"]:
-            click.echo(f"{r['id']}: scan failing: {printable(r['scan_error'])}")
+            say(f"{r['id']}: scan failing: {r['scan_error']}")
 
 
 @replicate.command("backlog")

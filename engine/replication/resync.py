@@ -249,4 +249,4 @@ class ResyncRunner:
                 )
             except NotFoundError:
                 return ""
-        return replica_of(head, ctx.source_origin)
+        return await replica_of(head, ctx.source_origin)

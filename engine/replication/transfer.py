@@ -19,12 +19,19 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
-from engine.errors import NotFoundError, TransientError, first_error
+from engine.errors import NotFoundError, PermanentError, TransientError, first_error
 from engine.model import Completion, Op, Outcome, Task
 from engine.policy import Policy
 from engine.replication.bandwidth import TokenBucket
 from engine.s3 import ObjectHead, ObjectStore, Stream
-from engine.s3.origin import COPIED_HEADERS, ORIGIN, ORIGIN_ETAG, ORIGIN_VERSION, replica_of
+from engine.s3.origin import (
+    COPIED_HEADERS,
+    ORIGIN,
+    ORIGIN_ETAG,
+    ORIGIN_VERSION,
+    came_from,
+    replica_of,
+)
 
 MiB = 1024 * 1024
 STREAM_CHUNK = 64 * 1024  # bodies above this are sent (and counted, and paced) in chunks
@@ -74,9 +81,35 @@ async def execute(
     try:
         return await _copy(task, ctx, progress)
     except NotFoundError:
+        if await _still_listed(task, ctx):
+            raise PermanentError(
+                f"the source lists {task.key!r} (version {task.version_id}) but will not "
+                "serve it by that name: the server rewrites characters it cannot list "
+                "(control characters); rename the object on the source",
+                code="UnservableKey",
+            ) from None
         # Deleted on the source before we got to it: nothing to copy. A delete
         # marker or version delete that followed is a task of its own.
         return Completion(task, Outcome.SKIPPED, target_version=None, note="gone at source")
+
+
+async def _still_listed(task: Task, ctx: TransferContext, most: int = 5000) -> bool:
+    """Is the version the source would not serve still in its listing? Then it is not
+    gone, it is unreachable by name, and skipping it would only find it again next scan.
+
+    The listing's prefix stops at the first U+FFFD: a server that lists a key with
+    a replacement character also matches prefixes against the real name."""
+    bucket, prefix = ctx.policy.source_bucket, task.key.partition("\ufffd")[0]
+    seen = 0
+    async with contextlib.aclosing(ctx.source.list_versions(bucket, prefix)) as pages:
+        async for page in pages:
+            # No early stop on key order: the server sorts by names it does not list.
+            if any((v.key, v.version_id) == (task.key, task.version_id) for v in page):
+                return True
+            seen += len(page)
+            if seen >= most:
+                return False
+    return False
 
 
 async def _target_holds(task: Task, ctx: TransferContext) -> str:
@@ -85,7 +118,7 @@ async def _target_holds(task: Task, ctx: TransferContext) -> str:
         head = await ctx.target.head(ctx.policy.target_bucket, task.key)
     except NotFoundError:
         return ""
-    return head.version_id if replica_of(head, ctx.source_origin) == task.version_id else ""
+    return head.version_id if await replica_of(head, ctx.source_origin) == task.version_id else ""
 
 
 def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -> dict[str, str]:
@@ -141,7 +174,7 @@ async def _upload(
 async def _copy(task: Task, ctx: TransferContext, progress: Progress) -> Completion:
     policy = ctx.policy
     async with ctx.source.get(policy.source_bucket, task.key, task.version_id) as (head, stream):
-        if head.metadata.get(ORIGIN) == ctx.target_origin:
+        if await came_from(head, ctx.target_origin):  # the target's own, under any alias
             return Completion(task, Outcome.SKIPPED, target_version="", note="replica of target")
         tags: dict[str, str] = {}
         if head.tag_count or policy.tags:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import ssl
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -186,10 +186,18 @@ class S3Client:
     async def list_versions(
         self, bucket: str, prefix: str = "", key_marker: str = "", page_size: int = 1000
     ) -> AsyncGenerator[list[ListedVersion], None]:
-        """Pages of versions and delete markers, keys ascending, newest version first."""
+        """Pages of versions and delete markers, keys ascending, newest version first.
+
+        Asks for `encoding-type=url`: XML 1.0 cannot carry most control characters,
+        so a server that honours it (AWS, MinIO) lists such keys exactly, and they
+        are decoded here. SeaweedFS 4.48 ignores it (no `EncodingType` in the answer)
+        and lists `\x01` or `\x1b` as U+FFFD: such a key then cannot be fetched by
+        its listed name, which the copy reports as a permanent failure (transfer.py).
+        Keys are decoded only when the answer says they were encoded, since a server
+        that ignores the request sends `+` and `%` literally."""
         version_marker = ""
         while True:
-            params = {"versions": "", "max-keys": str(page_size)}
+            params = {"versions": "", "max-keys": str(page_size), "encoding-type": "url"}
             if prefix:
                 params["prefix"] = prefix
             if key_marker:
@@ -198,9 +206,10 @@ class S3Client:
                 params["version-id-marker"] = version_marker
             async with self.request("GET", bucket, params=params, what=f"list {bucket}") as resp:
                 root = ET.fromstring(await resp.read())
+            name = _decoder(root)
             page = [
                 ListedVersion(
-                    key=_text(el, "Key"),
+                    key=name(_text(el, "Key")),
                     version_id=_text(el, "VersionId", "null"),
                     is_latest=_text(el, "IsLatest") == "true",
                     is_delete_marker=el.tag == NS + "DeleteMarker",
@@ -215,7 +224,7 @@ class S3Client:
                 yield page
             if _text(root, "IsTruncated") != "true":
                 return
-            key_marker = _text(root, "NextKeyMarker")
+            key_marker = name(_text(root, "NextKeyMarker"))
             version_marker = _text(root, "NextVersionIdMarker")
             if not key_marker:
                 return
@@ -316,6 +325,13 @@ class S3Client:
         xml = f"<Tagging><TagSet>{body}</TagSet></Tagging>".encode()
         async with self.request("PUT", bucket, key, params, {}, xml, f"put tags {key}"):
             pass
+
+
+def _decoder(listing: ET.Element) -> Callable[[str], str]:
+    """How to read the key names of a listing: URL-decoded if the server encoded them."""
+    if _text(listing, "EncodingType").lower() == "url":
+        return unquote_plus
+    return lambda name: name
 
 
 def _xml(value: str) -> str:

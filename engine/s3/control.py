@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from urllib.parse import unquote_plus
 
 import urllib3
 from minio import Minio
-from minio.error import MinioException, S3Error, ServerError
+from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.versioningconfig import ENABLED, VersioningConfig
 
 from engine.aliases import Alias
@@ -24,6 +25,7 @@ from engine.errors import MirrorlineError, PermanentError, TransientError, UserE
 from engine.s3.errors import classify
 
 T = TypeVar("T")
+NOT_S3 = "NotS3"  # the error code of an answer that is not S3's (HTML, plain text, no XML)
 
 
 @contextmanager
@@ -41,6 +43,15 @@ def map_minio_errors(what: str) -> Iterator[None]:
         reason = getattr(exc, "reason", None) or exc
         raise TransientError(
             f"{what}: cannot reach the endpoint ({type(reason).__name__})"
+        ) from exc
+    except InvalidResponseError as exc:
+        status, kind = getattr(exc, "_code", "?"), getattr(exc, "_content_type", None) or "no type"
+        raise PermanentError(
+            f"{what}: not an S3 answer (HTTP {status}, {kind})", code=NOT_S3
+        ) from exc
+    except ET.ParseError as exc:  # a 200 whose body is not XML: a web server, a proxy's page
+        raise PermanentError(
+            f"{what}: not an S3 answer (a body that is not XML)", code=NOT_S3
         ) from exc
     except MinioException as exc:
         raise PermanentError(f"{what}: {exc}") from exc

@@ -10,6 +10,7 @@ listing ETags (multipart ETags depend on part sizes).
 from __future__ import annotations
 
 from engine.aliases import Alias
+from engine.s3.identity import same_origin
 from engine.s3.types import ObjectHead
 
 ORIGIN = "mirrorline-origin"  # endpoint/bucket the version was first written to
@@ -31,8 +32,16 @@ def origin_of(alias: Alias, bucket: str) -> str:
     return f"{alias.netloc}/{bucket}"
 
 
-def replica_of(head: ObjectHead, origin: str) -> str:
-    """The version id at `origin` that this version replicates; '' if none of origin's."""
-    if head.metadata.get(ORIGIN) != origin:
+async def replica_of(head: ObjectHead, origin: str) -> str:
+    """The version id at `origin` that this version replicates; '' if none of origin's.
+
+    The origin is compared by what it resolves to: an alias whose URL changed from
+    `localhost` to `127.0.0.1` still recognises the replicas it wrote."""
+    if not await same_origin(head.metadata.get(ORIGIN, ""), origin):
         return ""
     return head.metadata.get(ORIGIN_VERSION, "")
+
+
+async def came_from(head: ObjectHead, origin: str) -> bool:
+    """Was this version first written at `origin`? (The loop guard: never copy it back.)"""
+    return ORIGIN in head.metadata and await same_origin(head.metadata[ORIGIN], origin)

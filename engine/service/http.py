@@ -19,7 +19,8 @@
 
 Every error is JSON `{"error": "...", "kind": "..."}`, answered with the
 status of its class in engine.errors: 400 (malformed request), 404 (no such
-policy, alias or resync), 422 (well-formed but refused), 503 (retryable: an
+policy, alias or resync), 413 (a body over 64 KiB, or 4 MiB for the webhook:
+engine.service.parsing), 422 (well-formed but refused), 503 (retryable: an
 endpoint or the engine is busy or down); 401 is a missing or wrong token. An
 unexpected failure is logged and answered 500 without details. Aliases are
 shown only as `Alias.public()` masks them and none is ever taken in, so no
@@ -53,7 +54,15 @@ from engine.policy import Policy
 from engine.service import PolicySpec, group_dict, parse_cause, parse_states, task_dict
 from engine.service.discover import announce, withdraw
 from engine.service.local import LocalService
-from engine.service.parsing import body_of, field, number, only, order, policy_ids
+from engine.service.parsing import (
+    WEBHOOK_LIMIT,
+    body_of,
+    field,
+    number,
+    only,
+    order,
+    policy_ids,
+)
 from engine.service.webhook import ingest, parse
 from engine.telemetry.prometheus import CONTENT_TYPE, render
 
@@ -67,17 +76,23 @@ def error(status: int, message: str, kind: str) -> JSONResponse:
 
 
 class TokenAuth(BaseHTTPMiddleware):
+    """`Authorization: Bearer TOKEN`, the scheme in any case (RFC 9110 says it is
+    case-insensitive, and some webhook senders write `bearer`)."""
+
     def __init__(self, app: Any, token: str, public: frozenset[str]) -> None:
         super().__init__(app)
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
         self._public = public
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if request.url.path not in self._public:
-            given = request.headers.get("authorization", "").encode()
+            given = request.headers.get("authorization", "")
             if not given:
                 return error(401, "missing Authorization: Bearer TOKEN", UserError.kind)
-            if not secrets.compare_digest(given, self._expected):
+            scheme, _, credentials = given.strip().partition(" ")
+            if scheme.lower() != "bearer" or not secrets.compare_digest(
+                credentials.strip().encode(errors="replace"), self._expected
+            ):
                 return error(401, "wrong token", UserError.kind)
         return await call_next(request)
 
@@ -277,7 +292,7 @@ def create_app(
         return JSONResponse([asdict(a) for a in await service.audit(max(1, min(limit, 1000)))])
 
     async def minio_events(request: Request) -> Response:
-        records = parse(await body_of(request))
+        records = parse(await body_of(request, WEBHOOK_LIMIT))
         added = await ingest(
             records,
             await service.policies(),

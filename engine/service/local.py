@@ -28,6 +28,7 @@ from engine.policy import (
     parse_id,
     parse_path,
     parse_prefix,
+    parse_priority,
     parse_replicate,
     parse_tags,
 )
@@ -39,6 +40,7 @@ from engine.service import (
     PolicySpec,
     Service,
     TaskPage,
+    bounds,
 )
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
@@ -101,8 +103,10 @@ class LocalService(Service, AliasWriter):
         descending: bool = False,
         cause: Cause | None = None,
     ) -> TaskPage:
-        if not 1 <= limit <= MAX_PAGE:
+        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
             raise UserError(f"limit must be between 1 and {MAX_PAGE}")
+        bounds.cursor(after)
+        bounds.query(query)
         if policy:
             await self.store.get(policy)
         found = await self.queue.tasks(policy, states, limit + 1, after, query, descending, cause)
@@ -123,13 +127,13 @@ class LocalService(Service, AliasWriter):
         )
 
     async def attempts(self, task_id: int) -> list[Attempt]:
-        return await self.queue.attempts(task_id)
+        return await self.queue.attempts(bounds.task_ids([task_id])[0])
 
     async def transfers(self) -> list[Transfer]:
         return (await self.status()).transfers
 
     async def history(self, since: float, policy: str | None = None) -> list[HistoryPoint]:
-        return await history(self.state.telemetry, since, policy)
+        return await history(self.state.telemetry, bounds.since(since), policy)
 
     async def set_paused(self, paused: bool, policy: str | None = None) -> None:
         await self.store.set_paused(paused, policy)
@@ -139,6 +143,7 @@ class LocalService(Service, AliasWriter):
         await self._applied()
 
     async def retry(self, ids: Sequence[int] = (), policy: str | None = None) -> int:
+        bounds.task_ids(ids)
         if policy:
             await self.store.get(policy)
         if ids:
@@ -158,7 +163,9 @@ class LocalService(Service, AliasWriter):
         target_alias, target_bucket = parse_path(spec.target, "target")
         return Policy(
             id=policy_id,
-            priority=priority if priority is not None else await self.store.next_priority(),
+            priority=parse_priority(priority)
+            if priority is not None
+            else await self.store.next_priority(),
             source_alias=source_alias,
             source_bucket=source_bucket,
             target_alias=target_alias,
@@ -187,7 +194,8 @@ class LocalService(Service, AliasWriter):
 
     async def update_policy(self, policy_id: str, spec: PolicySpec) -> Policy:
         old = await self.store.get(policy_id)
-        new = await self._parse(spec, policy_id, spec.priority or old.priority)
+        priority = old.priority if spec.priority is None else spec.priority
+        new = await self._parse(spec, policy_id, priority)
         enabled = old.enabled if spec.enabled is None else spec.enabled
         new = replace(new, paused=old.paused, created_at=old.created_at, enabled=enabled)
         if (new.source, new.target) != (old.source, old.target):
@@ -252,8 +260,7 @@ class LocalService(Service, AliasWriter):
         seed: int | None = None,
         concurrency: int = 8,
     ) -> PolicyReport:
-        if sample is not None and sample < 1:
-            raise UserError("the sample must be at least 1 key")
+        bounds.at_least_one(sample, "sample")
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise UserError(f"the concurrency must be between 1 and {MAX_CONCURRENCY}")
         policy = await self.store.get(policy_id)

@@ -1,7 +1,13 @@
 """Reading a request: its JSON body, typed fields and query numbers.
 
 Each mistake is a MalformedError (HTTP 400): the request cannot be read, as
-opposed to read and refused (a UserError, 422).
+opposed to read and refused (a UserError, 422). A body over its limit is a
+TooLargeError (413), refused from its Content-Length when it says so, else
+while it streams in, so an endless body never fills the engine's memory:
+JSON_LIMIT for the API's own requests (a policy is a few hundred bytes),
+WEBHOOK_LIMIT for MinIO's event posts (MinIO sends one record per request;
+a batch of a thousand records is about 1.5 MiB). The ranges of the numbers
+are the service's to check (engine.service.bounds), for every front end.
 """
 
 from __future__ import annotations
@@ -11,16 +17,35 @@ from typing import Any
 
 from starlette.requests import Request
 
-from engine.errors import MalformedError
+from engine.errors import MalformedError, TooLargeError
+
+KiB = 1024
+JSON_LIMIT = 64 * KiB
+WEBHOOK_LIMIT = 4 * 1024 * KiB
 
 
-async def body_of(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, at most `limit` bytes of it; more is a TooLargeError."""
+    too_large = TooLargeError(f"the request body is over {limit // KiB} KiB")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def body_of(request: Request, limit: int = JSON_LIMIT) -> dict[str, Any]:
+    raw = await read_body(request, limit)
     if not raw.strip():
         return {}
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[...]]]] nested too deep
         raise MalformedError("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise MalformedError("the body must be a JSON object")

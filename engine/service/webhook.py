@@ -25,7 +25,8 @@ from urllib.parse import unquote_plus
 
 from engine.errors import UserError
 from engine.model import NewTask, Op
-from engine.policy import Policy
+from engine.policy import BUCKET_RE, Policy
+from engine.printable import printable
 from engine.state.queue import TaskQueue
 
 
@@ -42,35 +43,70 @@ class Record:
     at: float
 
 
+MAX_SIZE = 5 * 1024**4  # S3's largest object (5 TiB)
+MAX_KEY = 1024  # bytes of an S3 key
+MAX_VERSION = 1024  # characters of a version id (S3's are 32 to 64)
+
+
 def parse(payload: Any) -> list[Record]:
-    """Records of a MinIO webhook body; a malformed one is a UserError (HTTP 422)."""
+    """Records of a MinIO webhook body; a malformed one is a UserError (HTTP 422).
+
+    All or none: one bad record refuses the post, so MinIO keeps it in its queue
+    and the operator sees the error, instead of a half-applied batch."""
     if not isinstance(payload, dict) or not isinstance(payload.get("Records"), list):
         raise UserError("expected a MinIO event: a JSON object with a 'Records' list")
     out = []
     for n, raw in enumerate(payload["Records"]):
         try:
-            s3 = raw["s3"]
-            obj = s3["object"]
-            out.append(
-                Record(
-                    event=str(raw["eventName"]),
-                    bucket=str(s3["bucket"]["name"]),
-                    key=unquote_plus(str(obj["key"])),  # S3 events URL-encode keys
-                    version_id=str(obj.get("versionId") or "null"),
-                    size=int(obj.get("size") or 0),
-                    etag=str(obj.get("eTag") or "").strip('"'),
-                    at=_time(raw.get("eventTime")),
-                )
-            )
+            out.append(_record(raw))
         except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"record {n}: missing or malformed field {exc}") from None
+            # str(exc) of a KeyError is the repr of the missing name: printable already
+            raise UserError(
+                f"record {n}: missing or malformed field {printable(str(exc))}"
+            ) from None
     return out
+
+
+def _record(raw: Any) -> Record:
+    s3 = raw["s3"]
+    obj = s3["object"]
+    # S3 events URL-encode keys; bytes that are not UTF-8 name no key we could fetch
+    key = unquote_plus(_text(obj["key"], "key"), errors="strict")
+    if not key or len(key.encode()) > MAX_KEY:
+        raise ValueError(f"'key' must be 1 to {MAX_KEY} bytes")
+    bucket = _text(s3["bucket"]["name"], "bucket")
+    if not BUCKET_RE.fullmatch(bucket):
+        raise ValueError(f"'bucket' {printable(bucket)!r} is not a bucket name")
+    version = _text(obj.get("versionId") or "null", "versionId")
+    if len(version) > MAX_VERSION or printable(version) != version:
+        raise ValueError("'versionId' is not a version id")
+    size = obj.get("size") or 0
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SIZE:
+        raise ValueError(f"'size' must be a whole number of bytes, 0 to {MAX_SIZE}")
+    return Record(
+        event=_text(raw["eventName"], "eventName"),
+        bucket=bucket,
+        key=key,
+        version_id=version,
+        size=size,
+        etag=_text(obj.get("eTag") or "", "eTag").strip('"'),
+        at=_time(raw.get("eventTime")),
+    )
+
+
+def _text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"'{name}' must be a string")
+    return value
 
 
 def _time(value: object) -> float:
     if not value:
         return 0.0
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    at = dt.datetime.fromisoformat(_text(value, "eventTime").replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)  # a naive time would be read in the engine's zone
+    return at.timestamp()
 
 
 def _op(event: str, policy: Policy) -> Op | None:

@@ -55,13 +55,13 @@ def test_every_command_works_with_connect_and_is_audited_as_api(pair: Pair) -> N
     pair.add_policy()
     pair.put("a.txt", b"alpha")
     api = start(pair)
-    remote = ("--connect", api.url, "--token", api.token)
+    remote = ("--connect", api.url)
     path = f"src/{pair.src_bucket}"
 
     printed: list[str] = []
 
     def ml(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = pair.ml(*args, *remote, check=check, env={"MIRRORLINE_TOKEN": ""})
+        result = pair.ml(*args, *remote, check=check, env={"MIRRORLINE_TOKEN": api.token})
         printed.extend((result.stdout, result.stderr))
         return result
 
@@ -162,9 +162,8 @@ def test_a_retryable_failure_in_the_engine_stays_retryable_over_http(pair: Pair)
         f"src/{pair.src_bucket}",
         "--connect",
         api.url,
-        "--token",
-        api.token,
         check=False,
+        env={"MIRRORLINE_TOKEN": api.token},
     )
     one_line_error(result, 2, "diff p1: ")
     assert s.secret_key not in result.stderr
