@@ -553,7 +553,7 @@ def test_an_error_from_another_server_is_classed_by_its_status() -> None:
 
 
 def test_each_error_class_has_its_own_kind() -> None:
-    assert len(BY_KIND) == 7
+    assert len(BY_KIND) == 8
     assert all(cls.kind == kind for kind, cls in BY_KIND.items())
     assert BY_KIND["retryable"].retryable and not BY_KIND["user"].retryable
 
