@@ -44,6 +44,13 @@ def ensure(path: Path) -> Path:
     return path
 
 
+def check_dir(path: Path) -> Path:
+    """The state dir as it is (not created): something other than a directory there is an error."""
+    if path.exists() and not path.is_dir():
+        raise StateFileError(f"{path} is a file, not a state directory")
+    return path
+
+
 def write_private(path: Path, data: str) -> None:
     """Atomically replace `path` with `data`, readable by the owner only.
 

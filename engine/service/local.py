@@ -15,7 +15,7 @@ from engine.checks.diff import diff_policy
 from engine.checks.endpoints import check_alias, check_policy
 from engine.checks.report import Difference, PolicyReport
 from engine.checks.verify import verify_policy
-from engine.config import DEFAULT_RESYNC_PAGE
+from engine.config import DEFAULT_RESYNC_PAGE, check_dir
 from engine.engine import Engine
 from engine.errors import UserError
 from engine.model import Attempt, Counts, TaskState
@@ -63,7 +63,7 @@ class LocalService(Service, AliasWriter):
 
     @classmethod
     async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
-        book = AliasBook(state_dir / "aliases.json")  # a malformed file fails before the db opens
+        book = AliasBook(check_dir(state_dir) / "aliases.json")  # fails before the db opens
         state = await open_state(state_dir / "mirrorline.db")
         return cls(state, book, actor, owns_state=True)
 

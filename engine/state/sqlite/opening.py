@@ -109,13 +109,19 @@ def _expected_size(header: bytes) -> int:
 
 
 async def identify(path: Path, wait: float = LOCK_WAIT) -> Identity:
-    """The database's identity, read on a read-only connection in a worker thread."""
+    """The database's identity, read on a read-only connection in a worker thread.
+
+    With no write-ahead log beside it the file holds everything, and is read as
+    `immutable` (no lock, no -shm index created); a log left by a crash or kept
+    by a running engine is read through, which may create SQLite's -shm index
+    (scratch memory, never data) but never merges the log into the file."""
     return await asyncio.to_thread(_identify, path, wait)
 
 
 def _identify(path: Path, wait: float) -> Identity:
+    mode = "ro" if _size(path.with_name(path.name + "-wal")) else "ro&immutable=1"
     try:
-        conn = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=wait)
+        conn = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, timeout=wait)
     except sqlite3.Error as exc:
         raise explain(path, exc) from None
     try:
