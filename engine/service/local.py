@@ -171,7 +171,10 @@ class LocalService(Service, AliasWriter):
         if (new.source, new.target) != (old.source, old.target):
             await check_policy(new, self.book.fresh())
         policy = await self.store.update(new)
-        await self._audit("edit-policy", f"{policy.id}: {policy.source} -> {policy.target}")
+        if replace(old, enabled=policy.enabled) == policy != old:  # `--state` alone
+            await self._audit("enable" if policy.enabled else "disable", f"policy {policy.id}")
+        else:
+            await self._audit("edit-policy", f"{policy.id}: {policy.source} -> {policy.target}")
         await self._applied()
         return policy
 
