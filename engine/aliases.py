@@ -16,10 +16,22 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from engine.config import write_private
-from engine.errors import MissingError, UserError
+from engine.errors import MissingError, StateFileError, UserError
+from engine.printable import printable
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 ENV_PREFIX = "MIRRORLINE_HOST_"
+FILE_VERSION = 1  # the aliases.json layout this version reads and writes
+FIELDS: dict[str, type] = {
+    "name": str,
+    "url": str,
+    "access_key": str,
+    "secret_key": str,
+    "region": str,
+    "insecure": bool,
+    "ca_file": str,
+}
+REQUIRED = ("url", "access_key", "secret_key")
 
 
 @dataclass(frozen=True)
@@ -122,13 +134,7 @@ class AliasBook:
 
     def __init__(self, path: Path, environ: dict[str, str] | None = None) -> None:
         self.path = path
-        self._saved: dict[str, Alias] = {}
-        if path.exists():
-            try:
-                raw = json.loads(path.read_text())
-                self._saved = {n: Alias(**a) for n, a in raw.get("aliases", {}).items()}
-            except (ValueError, TypeError) as exc:
-                raise UserError(f"{path} is not a valid aliases file: {exc}") from None
+        self._saved = read_book(path)
         self._environ = environ
         self._env: dict[str, Alias] = {}
         for key, value in (os.environ if environ is None else environ).items():
@@ -166,3 +172,80 @@ class AliasBook:
         for entry in body.values():
             entry.pop("from_env", None)
         write_private(self.path, json.dumps({"version": 1, "aliases": body}, indent=2) + "\n")
+
+
+def read_book(path: Path) -> dict[str, Alias]:
+    """The aliases saved in `path` ({} when there is no file), or what is wrong with it.
+
+    Every field is checked for its type, so a hand-edited file of the wrong shape is
+    one StateFileError naming the file, the alias and the field, and never a crash
+    later in whatever first touches the bad value. No message quotes a value: a
+    mistyped line may hold a secret."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise StateFileError(f"{path} is a directory, not an aliases file") from None
+    except UnicodeDecodeError:
+        raise StateFileError(f"{path} is not UTF-8 text, so not an aliases file") from None
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(raw, dict):
+        raise StateFileError(f'{path}: expected an object with "aliases", found {_kind(raw)}')
+    version = raw.get("version", FILE_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise StateFileError(f'{path}: "version" must be a whole number, found {_kind(version)}')
+    if version > FILE_VERSION:
+        raise StateFileError(
+            f"{path} was written by a newer mirrorline (version {version}; "
+            f"this one reads {FILE_VERSION}); upgrade mirrorline to use it"
+        )
+    entries = raw.get("aliases", {})
+    if not isinstance(entries, dict):
+        raise StateFileError(f'{path}: "aliases" must be an object by name, found {_kind(entries)}')
+    return {name: _entry(path, name, entry) for name, entry in entries.items()}
+
+
+def _entry(path: Path, name: str, entry: object) -> Alias:
+    where = f"{path}: alias {printable(name)!r}"
+    if not NAME_RE.match(name):
+        raise StateFileError(f"{where}: invalid name (letters, digits, '-' and '_')")
+    if not isinstance(entry, dict):
+        raise StateFileError(f"{where} must be an object, found {_kind(entry)}")
+    unknown = sorted(printable(str(k)) for k in set(entry) - set(FIELDS))
+    if unknown:
+        raise StateFileError(f"{where}: unknown field {', '.join(unknown)}")
+    missing = [f for f in REQUIRED if f not in entry]
+    if missing:
+        raise StateFileError(f"{where}: missing {', '.join(missing)}")
+    for field, value in entry.items():
+        if not isinstance(value, FIELDS[field]):
+            wanted = "true or false" if FIELDS[field] is bool else "a string"
+            raise StateFileError(f"{where}: {field} must be {wanted}, found {_kind(value)}")
+    if entry.get("name", name) != name:
+        raise StateFileError(f"{where}: its name field names another alias")
+    try:
+        url = validate_url(entry["url"])
+    except UserError:
+        raise StateFileError(f"{where}: url is not an http(s)://host[:port] endpoint") from None
+    return Alias(**{**entry, "name": name, "url": url})
+
+
+def _kind(value: object) -> str:
+    """A JSON value's type in JSON's words, for messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import StateFileError, UserError
 from engine.retry import RetryPolicy
 
 MiB = 1024 * 1024
@@ -31,24 +32,55 @@ def resolve(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def ensure(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """The state dir, created (0700) if missing; a file in its place is an error, said once."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:
+        raise StateFileError(f"{path} is a file, not a state directory") from None
+    except OSError as exc:
+        raise StateFileError(
+            f"{path}: cannot create the state directory ({exc.strerror})"
+        ) from None
+    return path
+
+
+def check_dir(path: Path) -> Path:
+    """The state dir as it is (not created): something other than a directory there is an error."""
+    if path.exists() and not path.is_dir():
+        raise StateFileError(f"{path} is a file, not a state directory")
     return path
 
 
 def write_private(path: Path, data: str) -> None:
-    """Atomically replace `path` with `data`, readable by the owner only."""
+    """Atomically replace `path` with `data`, readable by the owner only.
+
+    A file its owner made read-only is refused, not replaced: renaming over it would
+    succeed (the directory is writable) and silently undo the operator's choice."""
     ensure(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = stat.S_IWUSR | stat.S_IFREG
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot be written ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise StateFileError(f"{path} is a directory, so it cannot be written")
+    if not mode & stat.S_IWUSR:
+        raise StateFileError(f"{path} is read-only: make it writable to change it")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot be written ({exc.strerror})") from None
 
 
 MAX_TOKEN = 4096  # bytes: a token file larger than this is not a token file

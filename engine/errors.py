@@ -7,8 +7,9 @@
     │   └── AccessDeniedError       the endpoint refused the credentials or their rights          422
     └── UserError                   a mistake in what the operator asked for: one line, exit 1   422
         ├── MissingError            the policy, alias or resync named does not exist             404
-        └── MalformedError          the request itself is malformed (bad JSON, wrong types)      400
-            └── TooLargeError       the request body is over the API's size limit                413
+        ├── MalformedError          the request itself is malformed (bad JSON, wrong types)      400
+        │   └── TooLargeError       the request body is over the API's size limit                413
+        └── StateFileError          a state file (database, aliases, token, lock) is unusable   500
 
 Every S3 failure is translated into one of these where it happens (engine/s3/),
 so no other module looks at vendor codes (engine/s3/errors.py maps them). The HTTP API answers each error with
@@ -106,6 +107,14 @@ class TooLargeError(MalformedError):
 
     kind = "too-large"
     status = 413
+class StateFileError(UserError):
+    """A file in the state dir cannot be used as it is: damaged, foreign, newer, locked...
+
+    Its reason names the file and what is wrong, so an operator (or a cron job's mail)
+    knows what to fix; the file itself is never changed by the check that found it."""
+
+    kind = "state"
+    status = 500
 
 
 BY_KIND: dict[str, type[MirrorlineError]] = {
@@ -119,6 +128,7 @@ BY_KIND: dict[str, type[MirrorlineError]] = {
         MissingError,
         MalformedError,
         TooLargeError,
+        StateFileError,
     )
 }
 

@@ -224,7 +224,7 @@ class ResyncRunner:
                 break
         if not target and all(v.is_delete_marker for v in source[:end]):
             return []  # deleted at the source, absent on the target: nothing to show
-        return [
+        wanted = [
             NewTask(
                 policy=ctx.policy.id,
                 key=v.key,
@@ -239,6 +239,24 @@ class ResyncRunner:
             for i, v in reversed(list(enumerate(source[:end])))
             if not v.is_delete_marker or ctx.policy.wants("delete-marker")
         ]
+        if not ctx.policy.tags:
+            return wanted
+        keep = await asyncio.gather(*(self._tagged(ctx, t) for t in wanted))
+        return [t for t, ok in zip(wanted, keep, strict=True) if ok]
+
+    async def _tagged(self, ctx: TransferContext, task: NewTask) -> bool:
+        """A version a tag-filtered policy copies: the others are not work to queue or count
+        (the transfer would skip each one, and the resync report them as queued)."""
+        if task.op is not Op.PUT:
+            return True
+        async with self._heads:
+            try:
+                tags = await ctx.source.get_tags(
+                    ctx.policy.source_bucket, task.key, task.version_id
+                )
+            except NotFoundError:
+                return False  # gone since the listing: nothing to copy
+        return ctx.policy.matches_tags(tags)
 
     async def _origin(self, ctx: TransferContext, version: ListedVersion) -> str:
         """The source version id a target version replicates ('' if none of ours)."""

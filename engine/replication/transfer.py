@@ -72,8 +72,7 @@ async def execute(
     if newest is not None and newest > (task.src_mtime, task.seq):
         return Completion(task, Outcome.SKIPPED, target_version="", note="superseded")
     if task.op is Op.DELETE_MARKER:
-        version, _ = await ctx.target.delete(ctx.policy.target_bucket, task.key)
-        return Completion(task, Outcome.REPLICATED, target_version=version)
+        return await _delete_marker(task, ctx)
     if task.target_has_key:
         held = await _target_holds(task, ctx)
         if held:
@@ -273,6 +272,23 @@ async def _abort(target: ObjectStore, bucket: str, key: str, upload: str) -> Non
     # Best effort: an upload left behind is invisible, and lifecycle rules reap it.
     with contextlib.suppress(Exception):
         await target.abort_multipart(bucket, key, upload)
+
+
+async def _delete_marker(task: Task, ctx: TransferContext) -> Completion:
+    """Mirror a delete, unless the key's latest version on the target is a delete marker.
+
+    A delete is not idempotent on a versioned bucket: a task re-run after a crash (its
+    marker made, its completion never recorded) would stack a second marker."""
+    bucket = ctx.policy.target_bucket
+    listing = ctx.target.list_versions(bucket, prefix=task.key, page_size=1)
+    async with contextlib.aclosing(listing):
+        async for page in listing:  # the key itself sorts before every longer key
+            latest = page[0]
+            if latest.key == task.key and latest.is_delete_marker:
+                return Completion(task, Outcome.ALREADY, target_version=latest.version_id)
+            break
+    version, _ = await ctx.target.delete(bucket, task.key)
+    return Completion(task, Outcome.REPLICATED, target_version=version)
 
 
 async def _delete_version(task: Task, ctx: TransferContext) -> Completion:

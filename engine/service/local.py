@@ -16,7 +16,7 @@ from engine.checks.endpoints import check_alias, check_policy
 from engine.checks.explain import explain
 from engine.checks.report import Difference, PolicyReport
 from engine.checks.verify import verify_policy
-from engine.config import DEFAULT_RESYNC_PAGE
+from engine.config import DEFAULT_RESYNC_PAGE, check_dir
 from engine.engine import Engine
 from engine.errors import UserError
 from engine.model import Attempt, Cause, Counts, FailureGroup, TaskState
@@ -74,7 +74,7 @@ class LocalService(Service, AliasWriter):
 
     @classmethod
     async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
-        book = AliasBook(state_dir / "aliases.json")  # a malformed file fails before the db opens
+        book = AliasBook(check_dir(state_dir) / "aliases.json")  # fails before the db opens
         state = await open_state(state_dir / "mirrorline.db")
         return cls(state, book, actor, owns_state=True)
 
@@ -201,7 +201,10 @@ class LocalService(Service, AliasWriter):
         if (new.source, new.target) != (old.source, old.target):
             await check_policy(new, self.book.fresh())
         policy = await self.store.update(new)
-        await self._audit("edit-policy", f"{policy.id}: {policy.source} -> {policy.target}")
+        if replace(old, enabled=policy.enabled) == policy != old:  # `--state` alone
+            await self._audit("enable" if policy.enabled else "disable", f"policy {policy.id}")
+        else:
+            await self._audit("edit-policy", f"{policy.id}: {policy.source} -> {policy.target}")
         await self._applied()
         return policy
 

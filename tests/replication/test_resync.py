@@ -107,3 +107,18 @@ async def test_a_failing_target_listing_pauses_the_walk_which_then_finishes(rig:
     assert (status.scanned, status.enqueued, status.replicated) == (3, 3, 3)
     assert status.last_error == "" and rig.target.live(DST) == rig.source.live(SRC)
     assert [c.op for c in rig.target.calls].count("list_versions") >= 3, "failed twice, then read"
+
+
+async def test_a_tag_filtered_resync_queues_only_what_the_filter_takes(rig: Rig) -> None:
+    """67 of 200 objects match `team=a&class=hot`, all 67 on the target: nothing to queue.
+    The walk queued the 133 others (the transfer skipped each) and counted them as work."""
+    hot = await rig.add(policy(tags={"team": "a", "class": "hot"}))
+    for i in range(200):
+        tags = "team=a&class=hot" if i % 3 == 0 else "team=a&class=cold"
+        await rig.source.put(SRC, f"k/{i:04}", b"x", {"x-amz-tagging": tags})
+    await rig.sync(hot)
+    assert len(rig.target.live(DST)) == 67
+
+    status = await resynced(rig)
+    assert (status.scanned, status.enqueued, status.replicated, status.skipped) == (200, 0, 0, 0)
+    assert len(rig.target.live(DST)) == 67

@@ -138,6 +138,20 @@ async def test_delete_marker_and_version_delete_reach_the_target(rig: Rig) -> No
     assert (await execute(gone, rig.context(POLICY))).outcome is Outcome.REPLICATED
 
 
+async def test_a_delete_marker_task_run_again_makes_no_second_marker(rig: Rig) -> None:
+    """A crash after the marker was made but before its completion was recorded runs the
+    task again: it finds the marker on top and is done, without stacking another."""
+    task = await put_source(rig, "k", b"v1")
+    await execute(task, rig.context(POLICY))
+    await rig.target.put(DST, "k/longer", b"", {})  # listed after "k", never for it
+    marker = Task(policy="p1", key="k", version_id="dm", op=Op.DELETE_MARKER, id=2)
+    first = await execute(marker, rig.context(POLICY))
+    again = await execute(marker, rig.context(POLICY))
+    assert (first.outcome, again.outcome) == (Outcome.REPLICATED, Outcome.ALREADY)
+    assert again.target_version == first.target_version
+    assert [v.is_delete_marker for v in rig.target.versions(DST, "k")] == [True, False]
+
+
 async def test_tag_sync_replaces_the_replicas_tags(rig: Rig) -> None:
     task = await put_source(rig, "k", b"x", **{"x-amz-tagging": "stage=draft"})
     copied = await execute(task, rig.context(POLICY))

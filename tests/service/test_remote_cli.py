@@ -180,6 +180,8 @@ def test_local_changes_are_audited_as_cli(pair: Pair) -> None:
     (status,) = json.loads(pair.ml("replicate", "resync", "status", path, "--json").stdout)
     assert (status["state"], status["page_size"]) == ("running", 5)
     pair.ml("replicate", "resync", "cancel", path)
+    pair.ml("replicate", "update", "--id", "p1", "--state", "disable")
+    pair.ml("replicate", "update", "--id", "p1", "--state", "enable")
     pair.ml("alias", "set", "spare", pair.target.endpoint, "ak", "sk", "--no-check")
     pair.ml("alias", "rm", "spare")
     assert audit_rows(pair) == [
@@ -189,6 +191,8 @@ def test_local_changes_are_audited_as_cli(pair: Pair) -> None:
         ("edit-policy", "cli"),
         ("resync", "cli"),
         ("cancel-resync", "cli"),
+        ("disable", "cli"),
+        ("enable", "cli"),
         ("alias", "cli"),
         ("alias", "cli"),
     ]

@@ -19,116 +19,9 @@ from typing import Any
 
 import aiosqlite
 
-MIGRATIONS: list[list[str]] = [
-    [
-        """CREATE TABLE policies (
-            id TEXT PRIMARY KEY,
-            priority INTEGER NOT NULL UNIQUE,
-            source_alias TEXT NOT NULL, source_bucket TEXT NOT NULL,
-            target_alias TEXT NOT NULL, target_bucket TEXT NOT NULL,
-            prefix TEXT NOT NULL DEFAULT '',
-            tags TEXT NOT NULL DEFAULT '',
-            replicate TEXT NOT NULL,
-            bandwidth INTEGER NOT NULL DEFAULT 0,
-            enabled INTEGER NOT NULL DEFAULT 1,
-            paused INTEGER NOT NULL DEFAULT 0,
-            created_at REAL NOT NULL)""",
-        """CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
-        """CREATE TABLE tasks (
-            id INTEGER PRIMARY KEY,
-            policy TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL, op TEXT NOT NULL,
-            size INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT '',
-            src_mtime REAL NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
-            target_version TEXT NOT NULL DEFAULT '', target_has_key INTEGER NOT NULL DEFAULT 0,
-            state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-            next_at REAL NOT NULL, lease_until REAL NOT NULL DEFAULT 0,
-            last_error TEXT NOT NULL DEFAULT '', error_class TEXT NOT NULL DEFAULT '',
-            created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
-        "CREATE UNIQUE INDEX tasks_identity ON tasks(policy, key, version_id, op)",
-        """CREATE INDEX tasks_ready ON tasks(policy, next_at, id)
-            WHERE state IN ('pending', 'retrying')""",
-        "CREATE INDEX tasks_state ON tasks(policy, state, created_at)",
-        """CREATE TABLE counters (
-            policy TEXT NOT NULL, state TEXT NOT NULL,
-            count INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (policy, state)) WITHOUT ROWID""",
-        """CREATE TABLE totals (
-            policy TEXT PRIMARY KEY,
-            replicated INTEGER NOT NULL DEFAULT 0, replicated_bytes INTEGER NOT NULL DEFAULT 0,
-            skipped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID""",
-        """CREATE TABLE replicas (
-            policy TEXT NOT NULL, key TEXT NOT NULL, source_version TEXT NOT NULL,
-            target_version TEXT, src_mtime REAL NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
-            PRIMARY KEY (policy, key, source_version)) WITHOUT ROWID""",
-        """CREATE TRIGGER tasks_counted_in AFTER INSERT ON tasks BEGIN
-            INSERT INTO counters(policy, state, count, bytes) VALUES (NEW.policy, NEW.state, 1, NEW.size)
-            ON CONFLICT DO UPDATE SET count = count + 1, bytes = bytes + excluded.bytes;
-        END""",
-        """CREATE TRIGGER tasks_counted_move AFTER UPDATE OF state ON tasks
-            WHEN OLD.state != NEW.state BEGIN
-            INSERT INTO counters(policy, state, count, bytes)
-                VALUES (OLD.policy, OLD.state, -1, -OLD.size), (NEW.policy, NEW.state, 1, NEW.size)
-            ON CONFLICT DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes;
-        END""",
-        """CREATE TRIGGER tasks_counted_out AFTER DELETE ON tasks BEGIN
-            UPDATE counters SET count = count - 1, bytes = bytes - OLD.size
-                WHERE policy = OLD.policy AND state = OLD.state;
-        END""",
-    ],
-    [
-        # Telemetry that outlives a restart (engine/telemetry.py): one history row per
-        # policy per 10 s (24 h kept), running totals, and error counts by reason.
-        """CREATE TABLE history (
-            policy TEXT NOT NULL, at REAL NOT NULL, body TEXT NOT NULL,
-            PRIMARY KEY (policy, at)) WITHOUT ROWID""",
-        """CREATE TABLE stats (
-            scope TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL,
-            PRIMARY KEY (scope, name)) WITHOUT ROWID""",
-        """CREATE TABLE error_totals (
-            policy TEXT NOT NULL, kind TEXT NOT NULL, code TEXT NOT NULL,
-            count INTEGER NOT NULL DEFAULT 0, last_reason TEXT NOT NULL, last_at REAL NOT NULL,
-            PRIMARY KEY (policy, kind, code)) WITHOUT ROWID""",
-        # Paging failures stays fast under a large pending backlog: only parked rows
-        # are in this index, so the copy path's state changes barely touch it.
-        "CREATE INDEX tasks_parked ON tasks(id) WHERE state IN ('failed', 'retrying')",
-        # Each failed attempt of a task, for the console's detail view. Written only when a
-        # task is parked (the slow path); dropped with the task (completed or its policy gone).
-        """CREATE TABLE attempts (
-            task_id INTEGER NOT NULL, n INTEGER NOT NULL, at REAL NOT NULL,
-            kind TEXT NOT NULL, error TEXT NOT NULL,
-            PRIMARY KEY (task_id, n)) WITHOUT ROWID""",
-        # Operator actions (CLI, API, console): who did what, when.
-        """CREATE TABLE audit (
-            id INTEGER PRIMARY KEY, at REAL NOT NULL, actor TEXT NOT NULL,
-            action TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '')""",
-    ],
-    [
-        # Resyncs (engine/resync.py): one row per run, its checkpoint and counters; the
-        # partial unique index makes "one running resync per policy" a constraint.
-        """CREATE TABLE resyncs (
-            id INTEGER PRIMARY KEY, policy TEXT NOT NULL, state TEXT NOT NULL,
-            page_size INTEGER NOT NULL, started_at REAL NOT NULL, updated_at REAL NOT NULL,
-            walked_at REAL, finished_at REAL,
-            cursor TEXT NOT NULL DEFAULT '', current_key TEXT NOT NULL DEFAULT '',
-            total INTEGER, scanned INTEGER NOT NULL DEFAULT 0,
-            enqueued INTEGER NOT NULL DEFAULT 0, replicated INTEGER NOT NULL DEFAULT 0,
-            skipped INTEGER NOT NULL DEFAULT 0, rate REAL NOT NULL DEFAULT 0,
-            last_error TEXT NOT NULL DEFAULT '')""",
-        "CREATE UNIQUE INDEX resyncs_running ON resyncs(policy) WHERE state = 'running'",
-        # Which resync queued a task (0: the regular path), to count its outcomes. Only
-        # resync rows are in the index, so the regular path's writes barely touch it.
-        "ALTER TABLE tasks ADD COLUMN resync INTEGER NOT NULL DEFAULT 0",
-        "CREATE INDEX tasks_resync ON tasks(resync, state) WHERE resync != 0",
-    ],
-    [
-        # The last error's reason code (engine.errors.reason_code), so parked tasks group
-        # by cause; the partial index holds parked rows only, in cause order, so grouping
-        # and paging one cause cost the number of failures, never the pending backlog.
-        "ALTER TABLE tasks ADD COLUMN error_code TEXT NOT NULL DEFAULT ''",
-        """CREATE INDEX tasks_causes ON tasks(policy, op, error_class, error_code, id)
-            WHERE state IN ('failed', 'retrying')""",
-    ],
-]
+from engine.errors import StateFileError
+from engine.state.sqlite.migrations import APPLICATION_ID, MIGRATIONS
+from engine.state.sqlite.opening import LOCK_WAIT, check_file, check_identity, explain, identify
 
 
 class Database:
@@ -137,14 +30,19 @@ class Database:
     aiosqlite runs statements one at a time on its own thread, but a transaction
     spans several awaits: without the lock, a second coroutine's statement would
     land inside the first one's transaction.
+
+    A failure that is about the file (locked past the wait, damaged, disk full) comes
+    out as the StateFileError that names it, not as SQLite's bare words.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path, wait: float = LOCK_WAIT) -> None:
         self.conn = conn
+        self.path = path
+        self._wait = wait
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
@@ -157,6 +55,17 @@ class Database:
                 raise
             await self.conn.execute("COMMIT")
 
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        try:
+            async with self._tx() as conn:
+                yield conn
+        except sqlite3.DatabaseError as exc:
+            raise self._explained(exc) from None
+
+    def _explained(self, exc: sqlite3.Error) -> BaseException:
+        return explain(self.path, exc, self._wait)
+
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # nothing had begun
             await self.conn.execute("ROLLBACK")
@@ -168,44 +77,78 @@ class Database:
             return cur.rowcount
 
     async def rows(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, tuple(args)) as cur:
-            return list(await cur.fetchall())
+        try:
+            async with self.conn.execute(sql, tuple(args)) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise self._explained(exc) from None
 
     async def close(self) -> None:
         await self.conn.close()
 
 
-async def open_db(path: Path | str) -> Database:
-    """Open (creating if needed, mode 0600) and migrate the state database."""
-    if str(path) != ":memory:":
-        path = Path(path)
+async def open_db(path: Path | str, wait: float = LOCK_WAIT) -> Database:
+    """Open (creating if needed, mode 0600) and migrate the state database.
+
+    The file is checked first (`opening`): anything wrong is one StateFileError and
+    nothing written. If the connection fails after it exists, it is closed: its
+    thread would otherwise keep the process alive for ever after the error."""
+    if str(path) == ":memory:":
+        return await _connect(":memory:", ":memory:", wait)
+    path = Path(path)
+    fresh = check_file(path)
+    if not fresh:
+        check_identity(path, await identify(path, wait))
+    try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the state dir: private
-        if not path.exists():
+        if fresh:
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    conn = await aiosqlite.connect(str(path), isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    for pragma in (
-        "PRAGMA journal_mode=WAL",
-        "PRAGMA synchronous=NORMAL",
-        "PRAGMA busy_timeout=10000",
-        "PRAGMA foreign_keys=ON",
-    ):
-        await conn.execute(pragma)
-    await _migrate(conn)
-    return Database(conn)
+    except OSError as exc:
+        raise StateFileError(f"{path}: cannot be created ({exc.strerror})") from None
+    return await _connect(str(path), path, wait)
+
+
+async def _connect(where: str, path: Path | str, wait: float) -> Database:
+    try:
+        conn = await aiosqlite.connect(where, isolation_level=None, timeout=wait)
+    except sqlite3.Error as exc:
+        raise explain(Path(path), exc, wait) from None
+    try:
+        conn.row_factory = aiosqlite.Row
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            f"PRAGMA busy_timeout={int(wait * 1000)}",
+            "PRAGMA foreign_keys=ON",
+        ):
+            await conn.execute(pragma)
+        await _migrate(conn)
+    except BaseException as exc:
+        await conn.close()
+        if isinstance(exc, sqlite3.Error):
+            raise explain(Path(path), exc, wait) from None
+        raise
+    return Database(conn, Path(path), wait)
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:
+    """Apply the migrations this database lacks, stamping it as mirrorline's on the way."""
     async with conn.execute("PRAGMA user_version") as cur:
         row = await cur.fetchone()
     version = row[0] if row else 0
-    for number, statements in enumerate(MIGRATIONS[version:], version + 1):
-        await conn.execute("BEGIN IMMEDIATE")
-        try:
+    async with conn.execute("PRAGMA application_id") as cur:
+        row = await cur.fetchone()
+    stamped = bool(row and row[0] == APPLICATION_ID)
+    if stamped and version == len(MIGRATIONS):
+        return
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        for number, statements in enumerate(MIGRATIONS[version:], version + 1):
             for sql in statements:
                 await conn.execute(sql)
             await conn.execute(f"PRAGMA user_version={number}")
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise

@@ -242,10 +242,13 @@ class SQLiteQueue(QueueReads, TaskQueue):
                 "DELETE FROM attempts WHERE task_id IN (SELECT id FROM tasks WHERE policy = ?)",
                 (policy,),
             )
-            # Its telemetry too: a policy re-added under the same id starts from zero.
+            # Its telemetry too: a policy re-added under the same id starts from zero. A
+            # prefix compared as text, not LIKE: `_` and `%` are wildcards there, and LIKE
+            # ignores case, so dropping `p_` (or `MAIN`) took `p1`'s (or `main`'s) rows.
+            prefix = f"latency:{policy}:"
             await conn.execute(
-                "DELETE FROM stats WHERE scope = ? OR scope LIKE ?",
-                (f"policy:{policy}", f"latency:{policy}:%"),
+                "DELETE FROM stats WHERE scope = ? OR substr(scope, 1, length(?2)) = ?2",
+                (f"policy:{policy}", prefix),
             )
             for table in ("history", "error_totals"):
                 await conn.execute(f"DELETE FROM {table} WHERE policy = ?", (policy,))
