@@ -22,9 +22,13 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from minio import Minio
 from minio.datatypes import Object
+
+if TYPE_CHECKING:
+    from tests.conftest import Pair
 
 PROVENANCE = "mirrorline-"  # the engine's own metadata names start so: not the user's
 PROVENANCE_VERSION = "mirrorline-version"
@@ -247,3 +251,22 @@ def assert_ledger_agrees(
         f"{len(unmapped)} target versions the engine never recorded: {unmapped[:5]}"
     )
     return ledger
+
+
+def unfinished_uploads(client: Minio, bucket: str) -> list[str]:
+    """Keys with a multipart upload begun and never completed nor aborted: a partial object
+    a reader cannot see but the store keeps (and bills)."""
+    found = client._list_multipart_uploads(bucket)  # the SDK has no public call for it
+    return [upload.object_name for upload in found.uploads]
+
+
+def verify_pair(pair: Pair, *, history: bool = True, failed: int = 0) -> Mirrored:
+    """The whole check for a pair: target == source, no partial upload, the ledger agrees."""
+    figures, source, target = assert_mirrored(
+        pair.src, pair.src_bucket, pair.dst, pair.dst_bucket, history=history
+    )
+    assert unfinished_uploads(pair.dst, pair.dst_bucket) == []
+    assert_ledger_agrees(
+        pair.state_dir / "mirrorline.db", "p1", source, target, failed=failed, history=history
+    )
+    return figures
