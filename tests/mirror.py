@@ -6,9 +6,9 @@ engine's aiohttp client, listing helpers or `replicate verify`), every version's
 downloaded and hashed, and the state database is read with the standard library's sqlite3.
 A bug in the engine's data path therefore cannot hide itself from this check.
 
-A key matches when its versions, in the order the store lists them (newest first), agree
-one for one: delete marker or not, SHA-256 of the body, user metadata, tags, and which one
-is latest. The target's copies must also name, in their provenance metadata, the source
+A key matches when its versions, in the order the store lists them, agree one for one:
+delete marker or not, SHA-256 of the body, content type, user metadata, tags, and which
+one is latest (asked of a plain GET, not of the listing's IsLatest flag). The target's copies must also name, in their provenance metadata, the source
 version they copy. The ledger matches when no task is still active or parked, the counters
 table agrees with the tasks table row for row, and the replica map points every source
 version at the very target version found at its place.
@@ -20,12 +20,13 @@ import hashlib
 import sqlite3
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minio import Minio
 from minio.datatypes import Object
+from minio.error import S3Error
 
 if TYPE_CHECKING:
     from tests.conftest import Pair
@@ -40,7 +41,7 @@ class Version:
     """One version of a key as a reader sees it."""
 
     version_id: str
-    latest: bool
+    latest: bool  # the one a plain GET serves (or the delete marker that hides the key)
     marker: bool
     size: int = 0
     sha256: str = ""
@@ -85,7 +86,7 @@ class Mirrored:
 
 def _read(client: Minio, bucket: str, key: str, listed: Object) -> Version:
     version_id = listed.version_id or ""
-    latest = bool(listed.is_latest)
+    latest = False  # decided per key by _mark_latest
     if listed.is_delete_marker:
         return Version(version_id, latest, marker=True)
     # One GET gives the body and its headers (user metadata, the tag count): a version
@@ -121,15 +122,33 @@ def _read(client: Minio, bucket: str, key: str, listed: Object) -> Version:
     )
 
 
+def _current(client: Minio, bucket: str, key: str) -> str:
+    """The version a plain GET of `key` serves; '' when a delete marker hides it."""
+    try:
+        return client.stat_object(bucket, key).version_id or ""
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "MethodNotAllowed"):
+            return ""
+        raise
+
+
+def _mark_latest(versions: list[Version], current: str) -> list[Version]:
+    """Which version is latest, as a reader finds it. Listings are not trusted for this:
+    SeaweedFS can flag both a delete marker and the version under it IsLatest."""
+    top = current or next((v.version_id for v in versions if v.marker), "")
+    return [replace(v, latest=v.version_id == top) for v in versions]
+
+
 def read_bucket(client: Minio, bucket: str) -> Views:
-    """Every version of every key, newest first as listed, bodies hashed in parallel."""
+    """Every version of every key in listed order, bodies hashed in parallel."""
     listed = list(client.list_objects(bucket, recursive=True, include_version=True))
     with ThreadPoolExecutor(READERS) as pool:
         read = list(pool.map(lambda o: _read(client, bucket, o.object_name, o), listed))
-    out: dict[str, list[Version]] = defaultdict(list)
-    for obj, version in zip(listed, read, strict=True):
-        out[obj.object_name].append(version)
-    return dict(out)
+        out: dict[str, list[Version]] = defaultdict(list)
+        for obj, version in zip(listed, read, strict=True):
+            out[obj.object_name].append(version)
+        current = dict(zip(out, pool.map(lambda k: _current(client, bucket, k), out), strict=True))
+    return {key: _mark_latest(versions, current[key]) for key, versions in out.items()}
 
 
 def differences(source: Views, target: Views) -> list[str]:
@@ -151,7 +170,7 @@ def differences(source: Views, target: Views) -> list[str]:
 def newest(view: Views) -> Views:
     """Each key's latest version only: for runs where an older version may rightly be
     skipped as superseded (a newer one already landed), so only the top must match."""
-    return {key: [v for v in versions if v.latest][:1] for key, versions in view.items()}
+    return {key: [v for v in versions if v.latest] for key, versions in view.items()}
 
 
 def assert_mirrored(
