@@ -38,6 +38,8 @@ class Plan:
     seed: int = 11
 
     def big(self, n: int) -> bool:
+        if not self.multipart:
+            return False
         every = max(self.objects // self.multipart, 1)
         return n % every == every // 2 and n // every < self.multipart
 
