@@ -115,6 +115,11 @@ class Pair:
     dst_bucket: str
     state_dir: Path
     engines: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: Path | None = None  # where engine logs go (default: the state dir)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.logs or self.state_dir
 
     def ml(
         self, *args: str, check: bool = True, env: dict[str, str] | None = None
@@ -147,7 +152,7 @@ class Pair:
         return "p1"
 
     def start_engine(self, *options: str) -> subprocess.Popen[bytes]:
-        log = open(self.state_dir / f"engine-{len(self.engines)}.log", "wb")  # noqa: SIM115
+        log = open(self.log_dir / f"engine-{len(self.engines)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [
                 *MIRRORLINE,
@@ -180,7 +185,7 @@ class Pair:
 
     def engine_log(self) -> str:
         return "\n".join(
-            p.read_text(errors="replace") for p in sorted(self.state_dir.glob("engine-*.log"))
+            p.read_text(errors="replace") for p in sorted(self.log_dir.glob("engine-*.log"))
         )
 
     def put(self, key: str, data: bytes, **kwargs: Any) -> str:

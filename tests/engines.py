@@ -40,7 +40,7 @@ class Api:
     def __init__(self, pair: Pair, proc: subprocess.Popen[bytes]) -> None:
         self.pair = pair
         self.proc = proc
-        log = pair.state_dir / f"engine-{len(pair.engines) - 1}.log"
+        log = pair.log_dir / f"engine-{len(pair.engines) - 1}.log"
         line = eventually(lambda: re.search(r"API on (http://\S+)", log.read_text()), 30)
         self.url = line.group(1)
         self.token = (pair.state_dir / "api-token").read_text().strip()

@@ -1,4 +1,4 @@
-"""The fault proxy: each fault against a real SeaweedFS, then the engine replicating through it."""
+"""The fault proxy: each fault against a real SeaweedFS (the engine through it: test_fault_network)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,22 @@ import hashlib
 import itertools
 import os
 import statistics
-import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import pytest
 
-from engine.demo.events import WebhookFeed
 from engine.demo.faults import Fault, FaultProxy
 from engine.demo.framing import BodyMeter
-from engine.demo.mix import KiB, MiB, Mix, SizeClass
+from engine.demo.mix import KiB, MiB
 from engine.demo.seaweed import SeaweedServer
-from engine.demo.workload import Workload
 from engine.errors import TransientError
 from engine.s3.client import NS, S3Client
-from tests.conftest import Pair, client_for, eventually, make_bucket
-from tests.engines import start as start_with_api
+from tests.conftest import client_for, make_bucket
 
+pytestmark = pytest.mark.faults
 T = TypeVar("T")
 _numbers = itertools.count(1)
 
@@ -301,125 +297,3 @@ async def test_heal_turns_every_fault_off(
     # Faulted, this is refused, reset, >= 2 s (4 delays) or >= 32 s (throttled).
     assert elapsed < 1.5, f"{elapsed:.2f}s"
     assert proxy.state.fault is Fault.NONE and proxy.state.since <= healed_at
-
-
-# -- the engine, replicating through the proxy --------------------------------------------
-
-
-class LoopThread:
-    """An event loop in a thread: the proxy and the workload keep running while the test's
-    own thread blocks in `eventually` and in CLI calls."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def in_loop() -> T:
-            return fn()
-
-        return self.run(in_loop())
-
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def background() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
-def proxied(pair: Pair, background: LoopThread) -> Iterator[FaultProxy]:
-    """The pair's `dst` alias, pointed at a proxy in front of the target store."""
-    fault_proxy = FaultProxy("127.0.0.1", pair.target.port)
-    port = background.run(fault_proxy.start())
-    target = pair.target
-    pair.ml("alias", "set", "dst", f"http://127.0.0.1:{port}", target.access_key, target.secret_key)
-    yield fault_proxy
-    background.run(fault_proxy.stop())
-
-
-def settled(pair: Pair, total: int) -> dict[str, Any]:
-    status = pair.status()
-    idle = status["pending"] + status["in_flight"] + status["retrying"] == 0
-    return status if idle and status["replicated"] >= total else {}
-
-
-def test_the_engine_lands_whole_objects_through_mid_body_resets(
-    pair: Pair, background: LoopThread, proxied: FaultProxy
-) -> None:
-    objects = {f"small/{n}.txt": os.urandom(KiB) for n in range(4)}
-    objects |= {f"mid/ünï cødé {n}.bin": os.urandom(600 * KiB) for n in range(6)}
-    objects["big/multipart.bin"] = os.urandom(12 * MiB)  # the engine copies > 8 MiB in parts
-    for key, body in objects.items():
-        pair.put(key, body)
-    background.call(lambda: proxied.reset_after(256 * KiB))
-    pair.add_policy()
-    pair.start_engine()
-    status = eventually(lambda: settled(pair, len(objects)), timeout=180)
-    assert status["failed"] == 0
-    # Every upload longer than 256 KiB was cut mid-body once (the 12 MiB one in its first part).
-    assert background.call(lambda: proxied.counters.resets) == 7
-    for key, body in objects.items():
-        (only,) = list(pair.dst.list_objects(pair.dst_bucket, prefix=key, include_version=True))
-        assert only.object_name == key and not only.is_delete_marker and only.size == len(body)
-    assert {k: hashlib.sha256(v).digest() for k, v in pair.target_latest().items()} == {
-        k: hashlib.sha256(v).digest() for k, v in objects.items()
-    }
-    direct = s3(pair.target)
-    try:
-        assert background.run(uploads_in_progress(direct, pair.dst_bucket)) == []
-    finally:
-        background.run(direct.close())
-
-
-SMALL = Mix(sizes=(SizeClass(0, 0, 0.1), SizeClass(1, 16 * KiB, 0.9)), retag=0.0)
-
-
-def test_a_cut_takes_the_link_offline_and_the_backlog_drains_after_heal(
-    pair: Pair, background: LoopThread, proxied: FaultProxy
-) -> None:
-    pair.add_policy()
-    api = start_with_api(pair)
-    feed = WebhookFeed(api.url, api.token, pair.src_bucket, alias="src")
-    source = s3(pair.source)
-    workload = Workload(source, pair.src_bucket, seed=5, rate=10, mix=SMALL, on_write=feed)
-    running = background.spawn(workload.run())
-    try:
-        eventually(lambda: pair.status()["replicated"] >= 5, timeout=60)
-        cut_at = time.time()
-        background.call(proxied.cut)
-        eventually(lambda: pair.status()["target_online"] is False, timeout=30)
-        # Measured on the engine's clock (when it marked the link down), not on how long
-        # the test's status calls took to notice on a busy machine.
-        (link,) = [k for k in api.get("/v1/status")["links"] if k["alias"] == "dst"]
-        print(f"link offline {link['since'] - cut_at:.1f}s after the cut")
-        assert link["online"] is False and 0 <= link["since"] - cut_at <= 5
-        first = pair.status()["pending"]
-        # Writes go on and the webhook feed queues them: the backlog climbs, nothing fails.
-        during = eventually(lambda: (s := pair.status())["pending"] >= first + 15 and s, 30)
-        assert during["failed"] == 0 and during["target_online"] is False
-        assert background.call(lambda: proxied.counters.refused) > 0
-        background.call(proxied.heal)
-        background.call(workload.stop)
-        running.result(60)
-        final = eventually(lambda: (s := settled(pair, 1)) and s["target_online"] and s, 120)
-        assert final["failed"] == 0
-        assert feed.posted == workload.stats.ops and feed.failed == 0
-        assert pair.target_latest() == pair.source_latest()
-    finally:
-        background.call(workload.stop)
-        background.run(feed.close())
-        background.run(source.close())
