@@ -50,8 +50,9 @@ class Topology(Protocol):
 class Detector:
     """The engine's change-detection half: one scan loop and one sweep per policy."""
 
-    def __init__(self, engine: Topology) -> None:
+    def __init__(self, engine: Topology, defer_limit: float = DEFER_LIMIT) -> None:
         self.engine = engine
+        self.defer_limit = defer_limit  # scan intervals a full scan may wait for a backlog
         self.scanned_at: dict[str, float] = {}  # when the last full scan started
         self.scan_count: dict[str, int] = {}
         self.sweeps: dict[str, int] = {}  # full passes of the tag sweep, per policy
@@ -151,14 +152,14 @@ class Detector:
         A rescan in the middle of a bulk copy re-lists both buckets for nothing (what it
         would find is in the queue already) and costs the servers 12-19% more CPU
         (copy-path-profile.md, finding 3). It waits while the policy has transfers
-        running, for at most `DEFER_LIMIT` scan intervals, so a policy that never
+        running, for at most `defer_limit` scan intervals, so a policy that never
         drains is still rescanned.
         """
         now = time.monotonic()
         due = self._full_due.get(policy.id, 0.0)
         if now < due:
             return False
-        if due == 0.0 or now >= due + DEFER_LIMIT * self.engine.config.scan_interval:
+        if due == 0.0 or now >= due + self.defer_limit * self.engine.config.scan_interval:
             return True
         dispatcher = self.engine.dispatchers.get(policy.target_alias)
         return dispatcher is None or not dispatcher.working_on(policy.id)
