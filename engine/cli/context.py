@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -19,8 +19,9 @@ from engine.cli.output import say
 from engine.cli.secrets import warn_on_argv
 from engine.errors import MirrorlineError
 from engine.service import Service
-from engine.service.local import LocalService
-from engine.service.remote import RemoteService
+
+if TYPE_CHECKING:  # imported where used: `run` needs neither (nor minio, nor httpx)
+    from engine.service.local import LocalService
 
 T = TypeVar("T")
 S = TypeVar("S", bound=Service)
@@ -55,6 +56,8 @@ def _using(opened: Callable[[], Awaitable[S]], work: Callable[[S], Awaitable[T]]
 
 def with_local(ctx: Context, work: Callable[[LocalService], Awaitable[T]]) -> T:
     """Run `work` on the state dir: for what only a local service does (`alias set`)."""
+    from engine.service.local import LocalService
+
     return _using(lambda: LocalService.open(ctx.state_dir), work)
 
 
@@ -66,6 +69,8 @@ def with_service(
         return with_local(ctx, work)
 
     async def remote() -> Service:
+        from engine.service.remote import RemoteService
+
         return RemoteService(connect, token or "")
 
     return _using(remote, work)

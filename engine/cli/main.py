@@ -1,28 +1,74 @@
 """`mirrorline`: the root command group and the entry point.
 
-Sub-commands are added explicitly here; commands that live outside the engine
+Sub-commands are named explicitly here; commands that live outside the engine
 (the console's `tui`, `demo`) arrive through the `mirrorline.commands` entry
-point group, so the engine never imports the console.
+point group, so the engine never imports the console. Each command's module is
+imported only when that command runs (or help lists it): `run` starts copying
+sooner without the minio SDK, httpx, the API server or the console loaded.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import click
 
 from engine import config
-from engine.cli import alias, compare, explain, policies, resync, run, status
 from engine.cli.context import Context, Group
 
-# `compare`, `explain`, `resync` and `status` add their commands to the `replicate` group.
-_SUBGROUPS = (compare, explain, resync, status)
+# name -> (module, attribute). `compare`, `explain`, `resync` and `status` add their commands to
+# the `replicate` group, so loading `replicate` imports them too.
+_BUILTIN = {
+    "alias": ("engine.cli.alias", "alias"),
+    "replicate": ("engine.cli.policies", "replicate"),
+    "run": ("engine.cli.run", "run"),
+}
+_REPLICATE_PARTS = (
+    "engine.cli.compare",
+    "engine.cli.explain",
+    "engine.cli.resync",
+    "engine.cli.status",
+)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(Group):
+    """A group whose commands are imported on first use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Callable[[], click.Command]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in self.lazy:
+            try:
+                self.add_command(self.lazy.pop(name)(), name)
+            except Exception as exc:  # noqa: BLE001 - one broken command must not take all down
+                click.echo(f"mirrorline: warning: `{name}` is unavailable: {exc}", err=True)
+                return None
+        return self.commands.get(name)
+
+
+def _builtin(name: str) -> Callable[[], click.Command]:
+    def load() -> click.Command:
+        module, attr = _BUILTIN[name]
+        if name == "replicate":
+            for part in _REPLICATE_PARTS:
+                importlib.import_module(part)
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+    return load
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--state-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -43,11 +89,9 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
 
 
 def main() -> None:
-    for command in (alias.alias, policies.replicate, run.run):
-        cli.add_command(command)
+    assert isinstance(cli, LazyGroup)
+    for name in _BUILTIN:
+        cli.lazy[name] = _builtin(name)
     for entry in entry_points(group="mirrorline.commands"):
-        try:
-            cli.add_command(entry.load(), entry.name)
-        except Exception as exc:  # noqa: BLE001 - one broken command must not take all down
-            click.echo(f"mirrorline: warning: `{entry.name}` is unavailable: {exc}", err=True)
+        cli.lazy[entry.name] = entry.load
     cli(prog_name="mirrorline")

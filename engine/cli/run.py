@@ -1,4 +1,8 @@
-"""`mirrorline run`: the engine in the foreground, until SIGINT/SIGTERM."""
+"""`mirrorline run`: the engine in the foreground, until SIGINT/SIGTERM.
+
+The API server and the local service are imported only where used: `run
+--until-synced` goes from launch to its first copy without them.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,10 @@ import click
 
 from engine.aliases import AliasBook
 from engine.cli.context import Context, run_async
+from engine.cli.runtime import run_engine_loop
 from engine.config import EngineConfig, api_token, ensure
 from engine.engine import Engine
 from engine.policy import Policy
-from engine.service import next_step
-from engine.service.http import attach_api, listen_socket
-from engine.service.local import LocalService
 from engine.telemetry.snapshot import Snapshot
 
 
@@ -81,6 +83,8 @@ def run(
     )
     attachments = []
     if listen is not None:
+        from engine.service.http import attach_api, listen_socket  # only with --listen
+
         token_path = token_file or ensure(ctx.state_dir) / "api-token"
         token = api_token(token_path)
         sock = listen_socket(listen)
@@ -99,11 +103,13 @@ def run(
 
     if not until_synced:
         click.echo(f"mirrorline engine running on {ctx.state_dir} (Ctrl-C to stop)", err=True)
+        from engine.service import next_step
+
         aliases = AliasBook(ctx.state_dir / "aliases.json").all()
         hint = next_step(len(aliases), len(run_async(_policies(ctx))))
         if hint:
             click.echo(f"mirrorline: {hint}; the engine picks it up while it runs", err=True)
-    final = asyncio.run(main())
+    final = run_engine_loop(main())
     failed = sum(p.backlog.failed for p in final.policies) if final else 0
     if until_synced and failed:
         click.echo(
@@ -114,6 +120,8 @@ def run(
 
 
 async def _policies(ctx: Context) -> list[Policy]:
+    from engine.service.local import LocalService
+
     service = await LocalService.open(ctx.state_dir)
     try:
         return await service.policies()

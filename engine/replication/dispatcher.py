@@ -133,6 +133,10 @@ class Dispatcher:
     def busy(self) -> bool:
         return bool(self._lines)
 
+    def working_on(self, policy: str) -> bool:
+        """Whether any of `policy`'s tasks is held here (running or waiting behind its key)."""
+        return any(pid == policy for pid, _ in self._lines)
+
     async def claim_once(self) -> int:
         """Lease what the free slots allow and start it; returns how many tasks were claimed.
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from urllib.parse import quote
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
@@ -27,8 +28,21 @@ def encode_query(params: dict[str, str]) -> str:
     return "&".join(f"{quote(k, safe='~')}={quote(v, safe='~')}" for k, v in sorted(params.items()))
 
 
+def _canonical_value(value: object) -> str:
+    """Trimmed, inner runs of whitespace as one space (SigV4); most values need nothing."""
+    text = str(value)
+    if "  " in text or "\t" in text or "\n" in text or text[:1] == " " or text[-1:] == " ":
+        return " ".join(text.split())
+    return text
+
+
 class Signer:
-    """Signs S3 requests for one set of credentials and one region."""
+    """Signs S3 requests for one set of credentials and one region.
+
+    Per request it costs two SHA-256 passes over short strings: the signing key
+    is derived once a day, and the x-amz-date string and credential scope are
+    kept for the second they belong to (a bulk copy signs hundreds a second).
+    """
 
     def __init__(self, access_key: str, secret_key: str, region: str) -> None:
         self._access_key = access_key
@@ -36,6 +50,8 @@ class Signer:
         self._region = region
         self._day = ""
         self._key = b""
+        self._second = -1
+        self._stamp = ("", "", "")  # amz date, scope, credential for self._second
 
     def __repr__(self) -> str:
         return f"Signer(access_key={self._access_key!r}, region={self._region!r})"
@@ -47,6 +63,20 @@ class Signer:
                 key = hmac.new(key, part.encode(), hashlib.sha256).digest()
             self._day, self._key = day, key
         return self._key
+
+    def _stamps(self, now: datetime | None) -> tuple[str, str, str]:
+        if now is None:
+            second = int(time.time())
+            if second == self._second:
+                return self._stamp
+            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        else:
+            second, amz_date = -1, now.strftime("%Y%m%dT%H%M%SZ")
+        scope = f"{amz_date[:8]}/{self._region}/s3/aws4_request"
+        stamp = (amz_date, scope, f"AWS4-HMAC-SHA256 Credential={self._access_key}/{scope}")
+        if second >= 0:
+            self._second, self._stamp = second, stamp
+        return stamp
 
     def sign(
         self,
@@ -62,32 +92,24 @@ class Signer:
 
         `path` and `query` must already be encoded exactly as they go on the wire.
         """
-        now = now or datetime.now(UTC)
-        amz_date = now.strftime("%Y%m%dT%H%M%SZ")
-        day = amz_date[:8]
+        amz_date, scope, credential = self._stamps(now)
         headers["host"] = host
         headers["x-amz-date"] = amz_date
         headers["x-amz-content-sha256"] = payload_hash
-        signed = sorted((k.lower(), " ".join(str(v).split())) for k, v in headers.items())
-        signed_names = ";".join(name for name, _ in signed)
-        canonical = "\n".join(
-            (
-                method,
-                path,
-                query,
-                "".join(f"{name}:{value}\n" for name, value in signed),
-                signed_names,
-                payload_hash,
-            )
+        signed = sorted((k.lower(), _canonical_value(v)) for k, v in headers.items())
+        signed_names = ";".join([name for name, _ in signed])
+        canonical = (
+            f"{method}\n{path}\n{query}\n"
+            + "".join([f"{name}:{value}\n" for name, value in signed])
+            + f"\n{signed_names}\n{payload_hash}"
         )
-        scope = f"{day}/{self._region}/s3/aws4_request"
         to_sign = (
             f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n"
             f"{hashlib.sha256(canonical.encode()).hexdigest()}"
         )
-        signature = hmac.new(self._signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
+        key = self._signing_key(amz_date[:8])
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
         headers["Authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={self._access_key}/{scope}, "
-            f"SignedHeaders={signed_names}, Signature={signature}"
+            f"{credential}, SignedHeaders={signed_names}, Signature={signature}"
         )
         return headers

@@ -39,6 +39,9 @@ class Latency:
     p50: float | None = None
     p95: float | None = None
     p99: float | None = None
+    # Seconds: the coarsest source timestamp counted from (1.0 for a store whose listings
+    # carry whole-second LastModified, 0.001 for event times and millisecond listings).
+    resolution: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,13 @@ state database every 10 s: totals, peaks, error counts, latency histograms
 and one history row per policy. A restart loads them back, so no counter
 resets and a chart drawn right after a start already has its past.
 
-Latency is source last-modified -> committed on the target; for objects that
-predate their policy it is counted from the policy's creation, since nobody
-asked for them to be copied before then.
+Latency is from when the source accepted the write (an event's eventTime, in
+milliseconds, or the listing's LastModified) to the replica committed on the
+target; for objects that predate their policy it is counted from the policy's
+creation, since nobody asked for them to be copied before then. A whole-second
+LastModified (SeaweedFS listings; HTTP dates) says only that the write fell in
+that second: latency is counted from its middle, and the figures say they have
+a 1 s resolution, rather than reading up to 1 s high.
 """
 
 from __future__ import annotations
@@ -53,7 +57,19 @@ def _bin_value(index: int) -> float:
     return _BIN_BASE * _BIN_RATIO ** (index + 0.5)
 
 
-def percentiles(bins: Counter[int]) -> Latency:
+def written_at(src_mtime: float) -> tuple[float, str]:
+    """When the source accepted a write, and that figure's resolution (seconds, as a key).
+
+    An integral timestamp is a whole-second one (an event time or a millisecond
+    listing is integral one time in a thousand): the write happened within that
+    second, on average in its middle.
+    """
+    if src_mtime == int(src_mtime):
+        return src_mtime + 0.5, "1"
+    return src_mtime, "0.001"
+
+
+def percentiles(bins: Counter[int], resolution: float | None = None) -> Latency:
     total = sum(bins.values())
     if not total:
         return Latency()
@@ -65,7 +81,7 @@ def percentiles(bins: Counter[int]) -> Latency:
         for q, rank in wanted.items():
             if q not in found and seen >= rank:
                 found[q] = round(_bin_value(index), 4)
-    return Latency(total, found[50], found[95], found[99])
+    return Latency(total, found[50], found[95], found[99], resolution)
 
 
 class Window:
@@ -138,7 +154,7 @@ class Telemetry:
         self._store = store
         self.started_at = started_at or time.time()
         self.policies: dict[str, PolicyTotals] = {}
-        self.latency = Window()  # keys: (policy, size class, bin)
+        self.latency = Window()  # keys: (policy, size class, bin, resolution)
         self.errors = Window()  # keys: (policy, code)
         self.link_downtime: dict[str, float] = {}  # persisted totals from earlier runs
         self._unsaved_errors: Counter[tuple[str, str, str]] = Counter()
@@ -173,9 +189,10 @@ class Telemetry:
         totals.run_objects += 1
         if done.task.op not in (Op.PUT, Op.DELETE_MARKER) or not done.task.src_mtime:
             return
-        seconds = max(0.0, now - max(done.task.src_mtime, policy_created_at))
+        written, resolution = written_at(done.task.src_mtime)
+        seconds = max(0.0, now - max(written, policy_created_at))
         cls = size_class(done.task.size)
-        self.latency.add((done.task.policy, cls, str(_bin(seconds))), now)
+        self.latency.add((done.task.policy, cls, str(_bin(seconds)), resolution), now)
         row = totals.histogram.setdefault(cls, [0.0] * (len(LATENCY_BUCKETS) + 2))
         for i, bound in enumerate(LATENCY_BUCKETS):
             if seconds <= bound:
@@ -215,11 +232,15 @@ class Telemetry:
         out: dict[str, dict[str, Latency]] = {}
         for window, sums in self.latency.sums.items():
             by_class: dict[str, Counter[int]] = {"all": Counter()}
-            for (pid, cls, index), n in sums.items():
-                if pid == policy:
-                    by_class.setdefault(cls, Counter())[int(index)] += n
-                    by_class["all"][int(index)] += n
-            out[window] = {cls: percentiles(bins) for cls, bins in by_class.items()}
+            coarsest: dict[str, float] = {}
+            for (pid, cls, index, resolution), n in sums.items():
+                if pid == policy and n > 0:
+                    for name in (cls, "all"):
+                        by_class.setdefault(name, Counter())[int(index)] += n
+                        coarsest[name] = max(coarsest.get(name, 0.0), float(resolution))
+            out[window] = {
+                cls: percentiles(bins, coarsest.get(cls)) for cls, bins in by_class.items()
+            }
         return out
 
     def error_stats(self, policy: str, now: float) -> Errors:
