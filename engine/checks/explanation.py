@@ -154,8 +154,7 @@ class Explanation:
     def lines(self) -> list[str]:
         """The human text: the verdict line first, then the evidence, section by section."""
         out = [
-            f"{printable(self.source)}/{printable(self.key)}: {self.verdict}"
-            + (f": {printable(self.reason)}" if self.reason else "")
+            f"{printable(self.source)}/{printable(self.key)}: {_said(self.verdict, self.reason)}"
         ]
         out += _section("policies", [_coverage(c) for c in self.policies])
         source = [_version(v, self.at) for v in self.source_versions]
@@ -198,12 +197,20 @@ def clock(at: float) -> str:
 def _coverage(c: Coverage) -> str:
     if not c.covers:
         return f"{c.policy} -> {printable(c.target)}: not covered: {printable(c.why)}"
-    text = f"{c.policy} -> {printable(c.target)}: {c.verdict}"
-    if c.reason:
-        text += f": {printable(c.reason)}"
-    if c.hold:
+    text = f"{c.policy} -> {printable(c.target)}: {_said(c.verdict, c.reason)}"
+    if c.hold and c.hold not in c.reason:
         text += f" [{printable(c.hold)}]"
     return text
+
+
+def _said(verdict: str, reason: str) -> str:
+    """The verdict, then its reason; once only when the reason starts with it (so a
+    pending key reads "pending for 12 s, 340 ahead", the verdict word still first)."""
+    if not reason:
+        return verdict
+    if reason.startswith(verdict + " "):
+        return printable(reason)
+    return f"{verdict}: {printable(reason)}"
 
 
 def _version(v: VersionRow, now: float) -> str:

@@ -27,9 +27,13 @@ def hold_of(policy: str, route: Route, dispatcher: Dispatcher, pending: int, now
     for role, link in (("src", route.source_link), ("dst", route.target_link)):
         if not link.online:
             return f"waiting: {role} offline {short(now - link.since)}"
-    behind = dispatcher.queued_behind(policy)
-    if not behind and pending and policy in dispatcher.starved:
-        behind = dispatcher.busy_keys(policy)  # its pending tasks wait for these keys
+    # Only when the last claim had room and found nothing of the policy: a newer version
+    # waiting in line while other keys flow is ordinary order, not a hold.
+    behind: list[str] = []
+    if policy in dispatcher.starved:
+        behind = dispatcher.queued_behind(policy)
+        if not behind and pending:
+            behind = dispatcher.busy_keys(policy)  # its pending tasks wait for these keys
     if behind:
         more = f" (+{len(behind) - 1} keys)" if len(behind) > 1 else ""
         return f"waiting: older version of {behind[0]} in flight{more}"

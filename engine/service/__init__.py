@@ -1,7 +1,8 @@
 """What can be asked of an engine: one interface, reached locally or over HTTP.
 
 `Service` is the whole surface an operator's tool needs: read the snapshot,
-page through tasks, pause, retry, add, edit and remove policies, resync,
+page through tasks (all, or one failure cause's), group failures by cause,
+explain one key, pause, retry, add, edit and remove policies, resync,
 compare both buckets (diff, verify), list and remove aliases. `LocalService`
 (`engine.service.local`) works on a state dir and on the engine running in
 this process, if any; `EmbeddedEngine` runs an engine on its own thread;

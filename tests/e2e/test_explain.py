@@ -191,7 +191,7 @@ def test_behind_a_paused_policy_it_is_pending_with_the_count_ahead(world: World)
     print(text)
     assert code == 1
     first = text.splitlines()[0]
-    assert ": pending: pending for " in first
+    assert first.startswith(f"{world.source}/held/020: pending for ")
     assert ", 20 ahead, not draining (paused)" in first
     (task,) = world.explain_json("held/020")["tasks"]
     assert task["state"] == "pending" and task["ahead"] == 20 and task["eta"] is None

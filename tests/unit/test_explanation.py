@@ -94,6 +94,14 @@ def test_the_json_form_reads_back_as_the_same_value() -> None:
     assert Explanation.from_dict(data) == found
 
 
+def test_the_verdict_comes_first_and_is_said_once() -> None:
+    reason = "pending for 12 s, 340 ahead, about 2 s to go"
+    found = Explanation("src/a-bucket", "k", NOW, PENDING, reason)
+    assert found.lines()[0] == "src/a-bucket/k: pending for 12 s, 340 ahead, about 2 s to go"
+    failed = replace(found, verdict=FAILED, reason="put NoSuchBucket: gone")
+    assert failed.lines()[0] == "src/a-bucket/k: failed: put NoSuchBucket: gone"
+
+
 def test_text_from_stores_cannot_drive_the_terminal() -> None:
     found = Explanation(
         "src/a-bucket", "evil\x1b]0;owned\x07.txt", NOW, FAILED, "bad\rreason",
