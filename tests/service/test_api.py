@@ -592,7 +592,9 @@ def test_each_error_class_has_its_own_kind() -> None:
     def family(cls: type[MirrorlineError]) -> set[type[MirrorlineError]]:
         return {cls}.union(*(family(sub) for sub in cls.__subclasses__()))
 
-    assert set(BY_KIND.values()) == family(MirrorlineError)  # each comes back by its kind
+    # Every class of engine.errors that names a kind of its own comes back by that kind.
+    own = {c for c in family(MirrorlineError) if c.__module__ == "engine.errors"}
+    assert set(BY_KIND.values()) == {c for c in own if "kind" in vars(c)}
     assert all(cls.kind == kind for kind, cls in BY_KIND.items())
     assert BY_KIND["retryable"].retryable and not BY_KIND["user"].retryable
 
