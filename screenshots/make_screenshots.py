@@ -99,13 +99,15 @@ async def shoot(root: Path) -> None:
         await asyncio.to_thread(direct.remove_bucket, "logs-copy")  # SeaweedFS drops its objects
         await until(lambda: _failed(demo))
         await demo.submit(ControlClient(lab.target_alias).make_bucket("logs-copy"))
-        await pilot.press("F")
+        await pilot.press("F")  # failures by cause
+        await pilot.pause(2)
+        await pilot.press("enter")  # that cause's tasks
         await pilot.pause(2)
         await pilot.press("down")
-        await pilot.press("enter")
-        await pilot.pause(1.5)
+        await pilot.press("enter")  # one object's whole story
+        await pilot.pause(2.5)
         save("demo-failure-detail")
-        await pilot.press("escape", "escape")
+        await pilot.press("escape", "escape", "escape")
         await pilot.pause(1)
         await pilot.press("a")
         await pilot.press(*"demo-src/photos", "tab", *"demo-dst/Photos", "tab")

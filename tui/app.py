@@ -10,6 +10,7 @@ Freezing the display stops rendering, not the engine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -177,11 +178,23 @@ class Console(App[None]):
         )
         # Only the screen the extra was fetched for, and only while it is still on top.
         screen = message.screen
-        on_top = self.top() is screen
-        if screen is None or not on_top or not screen.is_mounted:
-            return
-        with self.batch_update(), contextlib.suppress(NoMatches):  # torn down meanwhile
-            screen.render_view(self.view, message.extra)
+        if screen is not None and self.on_top(screen):
+            self.paint(screen, message.extra)
+
+    def on_top(self, screen: ConsoleScreen[Any]) -> bool:
+        return self.top() is screen and screen.is_mounted
+
+    @work(exclusive=True, group="paint")
+    async def paint(self, screen: ConsoleScreen[Any], extra: Any) -> None:
+        """A snapshot goes on screen a piece at a time (a table, or a few rows of one), the
+        loop free between pieces: a key that lands during a refresh is handled and painted
+        after the piece under way, not after the whole refresh (issue 12: key to repaint
+        within 50 ms). A newer snapshot replaces an unfinished paint (exclusive)."""
+        with contextlib.suppress(NoMatches):  # the screen torn down meanwhile
+            for _ in screen.render_view(self.view, extra):
+                await asyncio.sleep(0)
+                if not self.on_top(screen):
+                    return
 
     def on_source_failed(self, message: SourceFailed) -> None:
         self.publish(replace(self.view, error=message.reason))

@@ -107,9 +107,12 @@ def console_over(
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Every worker done (the start, a poll, a request), then the messages they posted."""
+    """Every worker done (the start, a poll, a request), the messages they posted, then the
+    workers those started (a poll's answer is painted by a worker of its own)."""
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.2)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.1)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from tui.app import NO_SECRETS, Console
 from tui.messages import DemoRequested
 from tui.screens import ConsoleScreen
 from tui.screens.alias_form import AliasForm
+from tui.screens.causes import CausesScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.failures import FailuresScreen
 from tui.screens.help import HelpScreen
@@ -46,7 +47,7 @@ def keys_of(bindings: list[Binding]) -> list[str]:
     return [key for b in bindings for key in b.key.split(",")]
 
 
-@pytest.mark.parametrize("screen", [DashboardScreen, FailuresScreen])
+@pytest.mark.parametrize("screen", [DashboardScreen, CausesScreen, FailuresScreen])
 def test_no_key_means_two_things_on_one_screen(screen: type[ConsoleScreen[object]]) -> None:
     keys = keys_of([*Console.BINDINGS, *screen.BINDINGS])  # type: ignore[list-item]
     assert sorted(k for k in set(keys) if keys.count(k) > 1) == []

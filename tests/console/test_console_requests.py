@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 from textual.message import Message
 from textual.pilot import Pilot
+from textual.widgets import Input, Label, Static
 
+from engine.errors import MirrorlineError
 from engine.model import TaskState
 from tests.console.console_seed import console_over, settle
 from tui.app import Console
 from tui.messages import PauseRequested
 from tui.screens.causes import CausesScreen
-from tui.screens.explain import ExplainScreen
+from tui.screens.explain import ExplainScreen, KeyPrompt
 from tui.screens.failures import FailuresScreen
 
 PARKED = [TaskState.FAILED, TaskState.RETRYING]
@@ -95,3 +97,25 @@ async def test_marks_stay_when_the_engine_refuses_and_go_when_it_accepts(
         await settle(pilot)
         assert screen.marked == set()
         assert not marked & await parked_ids(seeded)
+
+
+async def test_w_asks_for_any_key_by_name_and_opens_its_story(seeded: Console) -> None:
+    async with seeded.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("w")
+        prompt = seeded.screen
+        assert isinstance(prompt, KeyPrompt)
+        assert prompt.query_one("#where", Input).value == "prod/photos/"  # the selected policy's
+        await pilot.press("enter")  # no key yet: said, and the prompt stays
+        assert seeded.screen is prompt
+        assert "ALIAS/BUCKET/KEY" in str(prompt.query_one("#where-error", Label).render())
+        await pilot.press(*"2026/11/IMG_0001.heic", "enter")
+        story = seeded.screen
+        assert isinstance(story, ExplainScreen)
+        assert (story.source_name, story.key) == ("prod/photos", "2026/11/IMG_0001.heic")
+        await settle(pilot)
+        # No alias `prod` in this state dir: the engine's refusal, in its words, in a line.
+        with pytest.raises(MirrorlineError) as refused:
+            await seeded.source.explain("prod/photos", "2026/11/IMG_0001.heic")
+        shown = str(story.query_one("#story", Static).render())
+        assert shown == f"cannot explain: {refused.value.reason}"

@@ -82,7 +82,7 @@ def test_tui_in_a_terminal(pair: Pair, tmux: Tmux) -> None:
     eventually(lambda: "p1" in tmux.screen() and "In flight (0)" in tmux.screen(), 30)
 
     tmux.keys("F")
-    eventually(lambda: "Failures ·" in tmux.screen(), 20)
+    eventually(lambda: "Failures by cause ·" in tmux.screen(), 20)
     tmux.keys("Escape")
     eventually(lambda: "In flight" in tmux.screen(), 20)
     tmux.keys("P")

@@ -3,12 +3,14 @@
 A `ConsoleScreen[T]` is a full screen the refresh loop renders. Each poll the
 app awaits the top screen's `fetch()` alongside the snapshot (so one exclusive
 worker covers both and a slow engine cannot stack requests), then hands the
-view and that same screen's `T` back to its `render_view()`. The pairing is by
-construction, so a screen never has to sort out what it was given.
+view and that same screen's `T` back to its `render_view()`, which the app runs a
+piece at a time. The pairing is by construction, so a screen never has to sort out
+what it was given.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Generic, TypeVar, cast
 
 from textual.app import ComposeResult
@@ -44,8 +46,10 @@ class ConsoleScreen(Screen[None], Generic[T]):
         """
         return cast(T, None)
 
-    def render_view(self, view: View, extra: T) -> None:
-        """Show a fresh snapshot, with what `fetch()` returned for it."""
+    def render_view(self, view: View, extra: T) -> Iterator[None]:
+        """Show a fresh snapshot, with what `fetch()` returned for it: a generator that
+        yields between pieces (a table, a few rows), so the app can let keys in between."""
+        yield
 
     def suggested_source(self) -> str | None:
         """The ALIAS/BUCKET that `w` (explain a key) starts from: a screen's selected

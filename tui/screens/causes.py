@@ -7,6 +7,8 @@ filterable, and Enter on a task the object's whole story.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -94,7 +96,7 @@ class CausesScreen(ConsoleScreen[list[FailureGroup]]):
     async def fetch(self, source: Service) -> list[FailureGroup]:
         return await source.failure_groups(self.policy)
 
-    def render_view(self, view: View, extra: list[FailureGroup]) -> None:
+    def render_view(self, view: View, extra: list[FailureGroup]) -> Iterator[None]:
         if view.frozen:
             return
         self.groups = {cause_key(g.cause): g for g in extra}
@@ -104,7 +106,7 @@ class CausesScreen(ConsoleScreen[list[FailureGroup]]):
             f" Failures by cause · {scope} · {len(extra):,} cause(s) · {total:,} failed or "
             "retrying · Enter opens a cause's tasks"
         )
-        self.query_one("#causes", LiveTable).sync(
+        yield from self.query_one("#causes", LiveTable).sync_steps(
             [(cause_key(g.cause), cause_detail(g)) for g in extra]
         )
 

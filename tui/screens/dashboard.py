@@ -13,6 +13,7 @@ whatever the names' lengths (tui.widgets.fit): the others give way first.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from textual import on
@@ -207,7 +208,9 @@ class DashboardScreen(PolicyActions[Fetched]):
                     f"{view.starting}…" if view.starting else "",
                 )
 
-    def render_view(self, view: View, extra: Fetched) -> None:
+    def render_view(self, view: View, extra: Fetched) -> Iterator[None]:
+        """The policies first (what an operator came for), then the trends, the transfers
+        and the causes, with a chance for a key between each (tui.app.Console.paint)."""
         snapshot = view.snapshot
         if snapshot is None:
             return
@@ -217,21 +220,25 @@ class DashboardScreen(PolicyActions[Fetched]):
         if not self._seeded:
             self.series.seed(view.history)
             self._seeded = True
-        self.series.sample(snapshot, now)
+        self.series.sample(snapshot, now)  # every snapshot counts, shown or frozen
+        if not view.frozen:
+            self.policy_rows = [(p.id, policy_row(p, snapshot)) for p in snapshot.policies]
+            self.shape_policies()
+            yield from self.query_one("#policies", LiveTable).sync_steps(self.policy_rows)
+        yield
         for trend in self.query(Trend):
             trend.update(self.series)
         if view.frozen:
             return
-        self.policy_rows = [(p.id, policy_row(p, snapshot)) for p in snapshot.policies]
-        self.shape_policies()
-        self.query_one("#policies", LiveTable).sync(self.policy_rows)
+        yield
         transfers = sorted(snapshot.transfers, key=lambda t: t.started_at)
-        self.query_one("#transfers", LiveTable).sync(
+        yield from self.query_one("#transfers", LiveTable).sync_steps(
             [(str(t.task_id), transfer_row(t)) for t in transfers]
         )
         self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
+        yield
         self.causes = {cause_key(g.cause): g for g in extra.causes}
-        self.query_one("#recent", LiveTable).sync(
+        yield from self.query_one("#recent", LiveTable).sync_steps(
             [(cause_key(g.cause), cause_row(g)) for g in extra.causes]
         )
         total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)

@@ -61,6 +61,7 @@ class ExplainScreen(ConsoleModal[None]):
         self.key = key
         self.task_shown = task  # the failure it was opened from, if any
         self.explanation: Explanation | None = None
+        self._asking = False  # a telling is under way
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog explain"):
@@ -74,16 +75,25 @@ class ExplainScreen(ConsoleModal[None]):
         self.load()
         # The story follows the object (a retry landing, a link coming back), but not at the
         # dashboard's pace: each telling lists the key on both stores.
-        self.set_interval(max(STORY_EVERY, self.host.refresh_every), self.load)
+        self.set_interval(max(STORY_EVERY, self.host.refresh_every), self.follow)
+
+    def follow(self) -> None:
+        """Tell it again, unless a telling is still under way (a slow store): never cancel
+        one to start the next, or a story slower than the interval would never be told."""
+        if not self._asking:
+            self.load()
 
     @work(exclusive=True, group="explain")
     async def load(self) -> None:
         shown = self.query_one("#story", Static)
+        self._asking = True
         try:
             explanation = await self.host.source.explain(self.source_name, self.key)
         except MirrorlineError as exc:
             shown.update(Text(f"cannot explain: {printable(exc.reason)}"))
             return
+        finally:
+            self._asking = False
         self.explanation = explanation
         shown.update(story(explanation))
         title = self.query_one(".title", Label)

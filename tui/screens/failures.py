@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -111,7 +112,7 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
             cause=self.cause,
         )
 
-    def render_view(self, view: View, extra: TaskPage) -> None:
+    def render_view(self, view: View, extra: TaskPage) -> Iterator[None]:
         snapshot = view.snapshot
         if view.frozen:
             return
@@ -137,7 +138,7 @@ class FailuresScreen(ConsoleScreen[TaskPage]):
                 f"{'newest' if self.newest_first else 'oldest'} first · {len(self.marked)} marked"
             )
         )
-        self.query_one("#failures", LiveTable).sync(self.rows())
+        yield from self.query_one("#failures", LiveTable).sync_steps(self.rows())
 
     def rows(self) -> list[tuple[str, list[Cell]]]:
         now = self.host.clock()

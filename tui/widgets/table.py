@@ -9,7 +9,7 @@ console shows a window, the engine keeps the rest.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from rich.style import Style
 from rich.text import Text
@@ -25,6 +25,7 @@ from engine.printable import printable
 # characters as escapes (a key is written by anyone who can write to the bucket).
 Cell = str | tuple[str, str]
 REBUILD_OVER = 20  # stale rows above which clear() + add beats remove_row
+ROWS_PER_STEP = 16  # rows synced between two chances for a key to be handled
 
 
 def plain(cell: Cell) -> str:
@@ -103,32 +104,45 @@ class LiveTable(DataTable[Text]):
 
     def sync(self, cells: Sequence[tuple[str, Sequence[Cell]]]) -> None:
         """Make the table show exactly these rows (in this order for new ones), touching little."""
+        for _ in self.sync_steps(cells):
+            pass
+
+    def sync_steps(self, cells: Sequence[tuple[str, Sequence[Cell]]]) -> Iterator[None]:
+        """`sync`, a few rows at a time: it yields between pieces so that a refresh never
+        holds a key back for long (see Console.paint). Stopped half-way, the next sync
+        finishes the job: rows are compared with what the table holds, not with a flag."""
         fresh = [(key, [self.text(c) for c in row]) for key, row in cells[: self.cap]]
         if fresh == self._last:
             return  # nothing changed: no cell touched, nothing to repaint
-        self._last = fresh
-        rows = self._visible(self._last)
+        rows = self._visible(fresh)
         wanted = {key for key, _ in rows}
         present = {key.value for key in self.rows}
         stale = present - wanted
         if len(stale) > REBUILD_OVER:
             self._rebuild(rows)
+            self._last = fresh
             return
         for key in stale:
             self.remove_row(key)
         columns = [key for key, _ in self._columns if key not in self._hidden]
-        for key, cells in rows:
+        for n, (key, cells) in enumerate(rows, 1):
             if key not in present:
                 self.add_row(*cells, key=key)
-                continue
-            for column, value in zip(columns, cells, strict=True):
-                if self.get_cell(key, column) != value:
-                    # Widening a column re-lays the whole table out: only when it must.
-                    wider = (
-                        column not in self._widths
-                        and value.cell_len > self.columns[ColumnKey(column)].content_width
-                    )
-                    self.update_cell(key, column, value, update_width=wider)
+            else:
+                self._update_row(key, columns, cells)
+            if n % ROWS_PER_STEP == 0:
+                yield
+        self._last = fresh
+
+    def _update_row(self, key: str, columns: list[str], cells: Sequence[Text]) -> None:
+        for column, value in zip(columns, cells, strict=True):
+            if self.get_cell(key, column) != value:
+                # Widening a column re-lays the whole table out: only when it must.
+                wider = (
+                    column not in self._widths
+                    and value.cell_len > self.columns[ColumnKey(column)].content_width
+                )
+                self.update_cell(key, column, value, update_width=wider)
 
     def _rebuild(self, rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
         keep = self.selected_key
