@@ -107,6 +107,8 @@ class TooLargeError(MalformedError):
 
     kind = "too-large"
     status = 413
+
+
 class StateFileError(UserError):
     """A file in the state dir cannot be used as it is: damaged, foreign, newer, locked...
 
