@@ -178,6 +178,11 @@ class Dispatcher:
         for policy, keys in by_policy.items():
             for key, newest in (await self._queue.newest_replicas(policy, keys)).items():
                 self._newest[(policy, key)] = max(self._newest.get((policy, key), newest), newest)
+        if self._draining:
+            # The drain began while this claim was out: it waits only for the transfers it
+            # saw, and the engine closes the state after it, so these go back instead.
+            await self._queue.release(tasks)
+            return
         for task in tasks:
             line = self._lines.setdefault((task.policy, task.key), deque())
             line.append(task)
