@@ -100,6 +100,14 @@ class MalformedError(UserError):
     status = 400
 
 
+class StateError(MirrorlineError):
+    """The state database cannot be written (its disk is full): no task can be recorded,
+    so the engine stops and says why rather than copying what it cannot remember."""
+
+    kind = "state"
+    status = 507
+
+
 BY_KIND: dict[str, type[MirrorlineError]] = {
     cls.kind: cls
     for cls in (

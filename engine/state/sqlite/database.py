@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from engine.errors import StateError
+
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE policies (
@@ -131,8 +133,9 @@ class Database:
     land inside the first one's transaction.
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str = "") -> None:
         self.conn = conn
+        self.path = path  # for messages: which file could not be written
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
@@ -141,13 +144,15 @@ class Database:
             try:
                 await self.conn.execute("BEGIN IMMEDIATE")
                 yield self.conn
-            except BaseException:
+                await self.conn.execute("COMMIT")  # a failed COMMIT leaves it open: roll back
+            except BaseException as exc:
                 # Cancelled even while BEGIN waits its turn on aiosqlite's thread, the
                 # BEGIN still runs: a ROLLBACK queued after it always undoes it, so no
                 # transaction is left open for the next one to trip over.
                 await asyncio.shield(self._rollback())
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise StateError(f"state database {self.path}: the disk is full") from exc
                 raise
-            await self.conn.execute("COMMIT")
 
     async def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.OperationalError):  # nothing had begun
@@ -184,7 +189,7 @@ async def open_db(path: Path | str) -> Database:
     ):
         await conn.execute(pragma)
     await _migrate(conn)
-    return Database(conn)
+    return Database(conn, str(path))
 
 
 async def _migrate(conn: aiosqlite.Connection) -> None:
