@@ -22,7 +22,8 @@ from tests.conftest import Pair, eventually
 from tests.faultkit import OBJECTS, Plan, Progress, db_of, progress, seed
 from tests.mirror import assert_ledger_agrees, assert_mirrored
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+# Ten engine lives and a full read of both buckets: past the suite's 300 s on a loaded machine.
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 Moment = tuple[str, Callable[[Progress, int], bool]]
 
