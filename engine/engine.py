@@ -62,6 +62,7 @@ class Engine:
         self.aliases: dict[str, Alias] = {}
         self._aliases_mtime = -1.0
         self._background: set[asyncio.Task[None]] = set()
+        self._fatal: BaseException | None = None  # why a background loop died, if one did
         self._state: State | None = None
         self._stop = asyncio.Event()
         self._kicked = asyncio.Event()
@@ -97,17 +98,21 @@ class Engine:
                 ResyncRunner(state.resyncs, self.queue, self.policies, self.dispatchers).run()
             )
             attached = [asyncio.create_task(a(self, self._detach)) for a in self.attachments]
-            waiter = asyncio.create_task((stop or self._stop).wait())
+            waiters = [asyncio.create_task(e.wait()) for e in {stop or self._stop, self._stop}]
             reloader = asyncio.create_task(self._reload_loop(until_synced))
-            await asyncio.wait({waiter, reloader}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (waiter, reloader):
+            await asyncio.wait({*waiters, reloader}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (*waiters, reloader):
                 t.cancel()
+            if reloader.done() and not reloader.cancelled() and reloader.exception():
+                self._fatal = self._fatal or reloader.exception()
             log.info("draining")
             self._detach.set()
             await asyncio.gather(*attached)
             await self._shutdown()
         finally:
             await state.close()
+        if self._fatal is not None:
+            raise self._fatal
 
     def attach(self, *attachments: Attachment) -> None:
         """Serve more beside the engine; before `run` only."""
@@ -139,15 +144,17 @@ class Engine:
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.recorder.flush()
-        await self.refresh(running=False)
-        assert self.snapshot is not None
-        now = time.time()
-        points = self.telemetry.points(self.snapshot.policies, now)
-        await self.telemetry.save(points, self._downtimes(), now)
-        await publish(self.state.telemetry, self.snapshot)
-        for client in self.clients.values():
-            await client.close()
+        try:  # what is left to record; with a full state disk this fails too
+            await self.recorder.flush()
+            await self.refresh(running=False)
+            assert self.snapshot is not None
+            now = time.time()
+            points = self.telemetry.points(self.snapshot.policies, now)
+            await self.telemetry.save(points, self._downtimes(), now)
+            await publish(self.state.telemetry, self.snapshot)
+        finally:
+            for client in self.clients.values():
+                await client.close()
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
@@ -156,10 +163,17 @@ class Engine:
         return task
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        """A background loop must not die silently: the snapshot would freeze unnoticed."""
+        """A background loop must not die silently, nor leave the process running on
+        half-dead: the engine stops, and `run` raises the loop's error for the exit status."""
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s stopped", task.get_coro(), exc_info=task.exception())
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, MirrorlineError):  # a known cause: its one line says it all
+            log.error("%s stopped: %s", task.get_coro().__qualname__, exc)
+        else:
+            log.error("%s stopped", task.get_coro().__qualname__, exc_info=exc)
+        self._fatal = self._fatal or exc
+        self._stop.set()
 
     # -- configuration reload ------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
     MirrorlineError                 .reason (one readable line), .retryable, .kind, .status   500
     ├── TransientError              retry with backoff: connection errors, timeouts, 5xx, SlowDown  503
+    ├── StateError                  the state database cannot be written (disk full): stop   507
     ├── PermanentError              park the task as failed: AccessDenied, NoSuchBucket, bad keys   422
     │   ├── NotFoundError           the source object or version is gone: the task is skipped    404
     │   └── AccessDeniedError       the endpoint refused the credentials or their rights          422
@@ -119,6 +120,14 @@ class StateFileError(UserError):
     status = 500
 
 
+class StateError(MirrorlineError):
+    """The state database cannot be written (its disk is full): no task can be recorded,
+    so the engine stops and says why rather than copying what it cannot remember."""
+
+    kind = "state-write"
+    status = 507
+
+
 BY_KIND: dict[str, type[MirrorlineError]] = {
     cls.kind: cls
     for cls in (
@@ -131,6 +140,7 @@ BY_KIND: dict[str, type[MirrorlineError]] = {
         MalformedError,
         TooLargeError,
         StateFileError,
+        StateError,
     )
 }
 

@@ -86,11 +86,9 @@ class Progress:
         """Where the run is: the names the crash test spreads its kills over."""
         if first_run and self.landed + self.tasks < versions:
             return "scan"
-        if self.multipart:
-            return "multipart"
         if self.landed >= 0.95 * versions:
             return "completion"
-        return "copy"
+        return "multipart" if self.multipart else "copy"
 
 
 def progress(state_dir: Path, policy: str = "p1") -> Progress | None:
