@@ -111,13 +111,41 @@ async def _still_listed(task: Task, ctx: TransferContext, most: int = 5000) -> b
     return False
 
 
-async def _target_holds(task: Task, ctx: TransferContext) -> str:
-    """Version id of a target replica of exactly this source version, or ''."""
+async def _target_holds(task: Task, ctx: TransferContext, most: int = 32) -> str:
+    """Version id of a target replica of exactly this source version, or ''.
+
+    The latest version answers in one HEAD. A task claimed before (`attempts` > 1) may
+    have landed under newer versions of its key: the engine died after several versions
+    (or a marker) of one claim were written and before their completions were recorded.
+    Then the key's `most` newest versions are asked too, so the task run again finds its
+    replica instead of writing a second copy on top."""
+    bucket = ctx.policy.target_bucket
+    latest = ""
     try:
-        head = await ctx.target.head(ctx.policy.target_bucket, task.key)
+        head = await ctx.target.head(bucket, task.key)
+        if await replica_of(head, ctx.source_origin) == task.version_id:
+            return head.version_id
+        latest = head.version_id
     except NotFoundError:
+        pass  # no object, or a delete marker on top
+    if task.attempts <= 1:
         return ""
-    return head.version_id if await replica_of(head, ctx.source_origin) == task.version_id else ""
+    asked = 0
+    async with contextlib.aclosing(ctx.target.list_versions(bucket, task.key)) as pages:
+        async for page in pages:
+            for v in page:
+                if v.key > task.key or asked >= most:
+                    return ""
+                if v.key != task.key or v.is_delete_marker or v.version_id == latest:
+                    continue
+                asked += 1
+                try:
+                    older = await ctx.target.head(bucket, task.key, v.version_id)
+                except NotFoundError:
+                    continue  # removed meanwhile
+                if await replica_of(older, ctx.source_origin) == task.version_id:
+                    return older.version_id
+    return ""
 
 
 def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -> dict[str, str]:

@@ -69,6 +69,22 @@ async def test_a_repeated_copy_finds_the_replica_and_writes_nothing(rig: Rig) ->
     assert len(rig.target.versions(DST, "k")) == 1
 
 
+async def test_a_task_run_again_under_newer_versions_finds_its_replica(rig: Rig) -> None:
+    """Killed after two versions of one key (one claim) and a marker landed, before their
+    completions were recorded: the older task, run again, finds its replica below the
+    newer ones instead of writing it a second time on top."""
+    v1 = await put_source(rig, "k", b"one")
+    v2 = await put_source(rig, "k", b"two")
+    first = await execute(v1, rig.context(POLICY))
+    await execute(v2, rig.context(POLICY))
+    marker = Task(policy="p1", key="k", version_id="dm", op=Op.DELETE_MARKER, id=3)
+    await execute(marker, rig.context(POLICY))
+    rerun = replace(v1, target_has_key=True, attempts=2)
+    again = await execute(rerun, rig.context(POLICY))
+    assert (again.outcome, again.target_version) == (Outcome.ALREADY, first.target_version)
+    assert [v.data for v in rig.target.versions(DST, "k")] == [b"", b"two", b"one"]
+
+
 async def test_a_large_object_goes_in_parts_and_every_byte_is_counted(rig: Rig) -> None:
     data = os.urandom(2 * MIN_PART + 100)
     task = await put_source(rig, "big.bin", data)
