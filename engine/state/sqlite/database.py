@@ -181,6 +181,10 @@ async def open_db(path: Path | str) -> Database:
         "PRAGMA synchronous=NORMAL",
         "PRAGMA busy_timeout=10000",
         "PRAGMA foreign_keys=ON",
+        # 32 MiB of page cache (default 2 MiB): with a million tasks the queue's hot pages
+        # (both ends of each index, the counters) stay cached; grown only as pages are read.
+        "PRAGMA cache_size=-32768",
+        "PRAGMA temp_store=MEMORY",
     ):
         await conn.execute(pragma)
     await _migrate(conn)
