@@ -120,8 +120,13 @@ class EngineConfig:
     scan_interval: float = 5.0
     probe_interval: float = 2.0
     reload_interval: float = 1.0
-    part_size: int = 8 * MiB  # objects up to this go in one PUT; larger in parts of it
-    part_budget: int = 16  # multipart parts in memory at once, across all transfers
+    # Sizes (engine/replication/streaming.py): up to stream_from an object is read whole;
+    # up to multipart_from it is streamed in one PUT; larger, streamed in parts of part_size,
+    # at most part_budget x part_size bytes of parts in flight across all transfers.
+    stream_from: int = MiB
+    multipart_from: int = 256 * MiB
+    part_size: int = 8 * MiB
+    part_budget: int = 16
     drain_grace: float = 30.0
     events: bool = True
     tag_sweep_rate: float = 50.0  # versions per second whose tags are compared (0: off)

@@ -25,6 +25,7 @@ from engine.errors import MirrorlineError
 from engine.model import Completion
 from engine.policy import Policy
 from engine.replication.bandwidth import TokenBucket
+from engine.replication.budget import ByteBudget
 from engine.replication.detector import Detector
 from engine.replication.dispatcher import Dispatcher, Recorder, Route
 from engine.replication.health import Link
@@ -69,7 +70,7 @@ class Engine:
         self.ready = asyncio.Event()  # set once the state is open and the first snapshot taken
         self._reloading = asyncio.Lock()
         self._detach = asyncio.Event()
-        self._part_slots = asyncio.Semaphore(config.part_budget)
+        self._part_budget = ByteBudget(config.part_budget * config.part_size)
         self._limits: dict[str, TokenBucket] = {}
         self._looped: set[str] = set()  # policies refused as onto themselves, logged once
 
@@ -307,7 +308,9 @@ class Engine:
                 source_origin=origin_of(self.aliases[policy.source_alias], policy.source_bucket),
                 target_origin=origin_of(self.aliases[policy.target_alias], policy.target_bucket),
                 part_size=self.config.part_size,
-                part_slots=self._part_slots,
+                part_budget=self._part_budget,
+                stream_from=self.config.stream_from,
+                multipart_from=self.config.multipart_from,
                 limit=limit if policy.bandwidth else None,
                 on_bytes=lambda n, pid=policy.id: self.telemetry.streamed(pid, n),
             )

@@ -1,29 +1,27 @@
 """Carry out one task against the target: copy a version, mirror a delete, sync tags.
 
-A copy streams: objects up to `part_size` go in one PUT; larger ones go
-through multipart, their parts drawn from one engine-wide budget (`part_slots`),
-so memory stays under workers x part_size + budget x part_size, never the
-whole object. Every replica carries its origin (endpoint, bucket, version,
-ETag) in metadata: that makes a repeated copy a no-op and stops a replica
-from travelling back to where it came from.
+A copy up to `stream_from` is read whole and sent in one PUT; a larger one is
+streamed (streaming.py: one PUT, or multipart above `multipart_from`), so memory
+stays under workers x stream_from plus a socket buffer per stream, never a
+whole object or part. Every replica carries its origin (endpoint, bucket,
+version, ETag) in metadata: that makes a repeated copy a no-op and stops a
+replica from travelling back to where it came from.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import quote
 
-from engine.errors import NotFoundError, PermanentError, TransientError, first_error
+from engine.errors import NotFoundError, PermanentError, TransientError
 from engine.model import Completion, Op, Outcome, Task
-from engine.policy import Policy
-from engine.replication.bandwidth import TokenBucket
-from engine.s3 import ObjectHead, ObjectStore, Stream
+from engine.replication.context import TransferContext
+from engine.replication.streaming import multipart, stream_put
+from engine.s3 import ObjectHead
 from engine.s3.origin import (
     COPIED_HEADERS,
     ORIGIN,
@@ -33,24 +31,12 @@ from engine.s3.origin import (
     replica_of,
 )
 
+__all__ = ["TransferContext", "execute"]
+
 MiB = 1024 * 1024
 STREAM_CHUNK = 64 * 1024  # bodies above this are sent (and counted, and paced) in chunks
 Progress = Callable[[int], None]
 T = TypeVar("T")
-
-
-@dataclass
-class TransferContext:
-    policy: Policy
-    source: ObjectStore
-    target: ObjectStore
-    source_origin: str  # "host:port/bucket" of the policy's source
-    target_origin: str  # "host:port/bucket" of the policy's target
-    part_size: int = 8 * MiB
-    part_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
-    on_bytes: Callable[[int], None] = lambda n: None
-    limit: TokenBucket | None = None  # the policy's --bandwidth, shared by its transfers
-    starved: int = 0  # uploads waiting for their first part slot: the budget is all elsewhere
 
 
 async def execute(
@@ -209,7 +195,7 @@ async def _copy(task: Task, ctx: TransferContext, progress: Progress) -> Complet
             if not policy.matches_tags(tags):
                 return Completion(task, Outcome.SKIPPED, target_version="", note="tag filter")
         headers = _put_headers(head, tags, ctx)
-        if head.size <= ctx.part_size:
+        if head.size <= ctx.stream_from:
             body = await stream.readexactly(head.size) if head.size else b""
             digest = hashlib.md5(body, usedforsecurity=False)
             if "-" not in head.etag and head.etag and digest.hexdigest() != head.etag:
@@ -222,84 +208,11 @@ async def _copy(task: Task, ctx: TransferContext, progress: Progress) -> Complet
                 body,
                 lambda data: ctx.target.put(policy.target_bucket, task.key, data, headers),
             )
+        elif head.size <= ctx.multipart_from:
+            version = await stream_put(task, ctx, head, stream, headers, progress)
         else:
-            version = await _multipart(task, ctx, head, stream, headers, progress)
+            version = await multipart(task, ctx, head, stream, headers, progress)
     return Completion(task, Outcome.REPLICATED, bytes=head.size, target_version=version)
-
-
-async def _multipart(
-    task: Task,
-    ctx: TransferContext,
-    head: ObjectHead,
-    stream: Stream,
-    headers: dict[str, str],
-    progress: Progress,
-) -> str:
-    bucket = ctx.policy.target_bucket
-    upload = await ctx.target.create_multipart(bucket, task.key, headers)
-    slots = ctx.part_slots
-    etags: dict[int, str] = {}
-    held = 0  # part slots taken for this upload and not given back yet
-
-    async def send(number: int, body: bytes) -> None:
-        nonlocal held
-        try:
-            md5 = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode()
-            etags[number] = await _upload(
-                ctx,
-                progress,
-                body,
-                lambda data: ctx.target.upload_part(
-                    bucket, task.key, upload, number, data, md5, len(body)
-                ),
-            )
-        finally:
-            held -= 1
-            slots.release()
-
-    try:
-        try:
-            async with asyncio.TaskGroup() as group:
-                remaining, number = head.size, 0
-                while remaining > 0:
-                    await _part_slot(ctx, held)  # shared by all transfers: bounds memory
-                    held += 1
-                    body = await stream.readexactly(min(ctx.part_size, remaining))
-                    remaining -= len(body)
-                    number += 1
-                    group.create_task(send(number, body))
-        except BaseExceptionGroup as failed:
-            # One error with its class, as from a single PUT: the dispatcher decides on it
-            # (and the source client maps a broken body read) by class, never on a group.
-            raise first_error(failed) from None
-        finally:
-            # A part whose read failed, or whose task was cancelled before it started,
-            # still holds its slot: the budget is engine-wide, a lost slot is lost for good.
-            for _ in range(held):
-                slots.release()
-        parts = [etags[n] for n in range(1, number + 1)]
-        version, _ = await ctx.target.complete_multipart(bucket, task.key, upload, parts)
-    except BaseException:
-        await asyncio.shield(_abort(ctx.target, bucket, task.key, upload))
-        raise
-    return version
-
-
-async def _part_slot(ctx: TransferContext, held: int) -> None:
-    """Take a part slot; an upload holding none while it waits is counted as starved, which
-    is what status shows as "multipart budget" (waiting for its own parts is just pacing)."""
-    starved = held == 0 and ctx.part_slots.locked()
-    ctx.starved += starved
-    try:
-        await ctx.part_slots.acquire()
-    finally:
-        ctx.starved -= starved
-
-
-async def _abort(target: ObjectStore, bucket: str, key: str, upload: str) -> None:
-    # Best effort: an upload left behind is invisible, and lifecycle rules reap it.
-    with contextlib.suppress(Exception):
-        await target.abort_multipart(bucket, key, upload)
 
 
 async def _delete_marker(task: Task, ctx: TransferContext) -> Completion:

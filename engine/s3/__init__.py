@@ -47,9 +47,16 @@ class ObjectStore(Protocol):
         ...
 
     def get(
-        self, bucket: str, key: str, version_id: str = ""
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        byte_range: tuple[int, int] | None = None,
+        if_match: str = "",
     ) -> AbstractAsyncContextManager[tuple[ObjectHead, Stream]]:
-        """A version's head and its body, streamed while the context is open."""
+        """A version's head and its body, streamed while the context is open. With
+        `byte_range` (first, last byte, inclusive) only those bytes, and the head's size
+        is theirs; with `if_match` (an ETag) PermanentError unless the version has it."""
         ...
 
     async def head(self, bucket: str, key: str, version_id: str = "") -> ObjectHead: ...
@@ -58,7 +65,9 @@ class ObjectStore(Protocol):
         self, bucket: str, key: str, body: Body, headers: dict[str, str]
     ) -> tuple[str, str]:
         """A new version from one body; returns (version id, ETag). `headers` carry
-        Content-Length, Content-MD5, standard headers, x-amz-meta-* and x-amz-tagging."""
+        Content-Length, Content-MD5, standard headers, x-amz-meta-* and x-amz-tagging.
+        A streamed body without Content-MD5 is checked by the store all the same (a CRC32
+        trailer, engine/s3/chunked.py); its pieces are then STREAM_CHUNK bytes each."""
         ...
 
     async def create_multipart(self, bucket: str, key: str, headers: dict[str, str]) -> str:
@@ -75,7 +84,8 @@ class ObjectStore(Protocol):
         md5: str,
         length: int,
     ) -> str:
-        """One part (numbered from 1, `md5` base64); returns the part's ETag for complete."""
+        """One part (numbered from 1, `md5` base64, or "" for a streamed body checked as
+        in `put`); returns the part's ETag for complete."""
         ...
 
     async def complete_multipart(

@@ -25,8 +25,9 @@ from yarl import URL
 
 from engine.aliases import Alias
 from engine.errors import MirrorlineError, TransientError
+from engine.s3 import chunked
 from engine.s3.errors import classify
-from engine.s3.sigv4 import Signer, encode_path, encode_query
+from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Signer, encode_path, encode_query
 from engine.s3.types import Body, ListedVersion, ObjectHead
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -161,11 +162,12 @@ class S3Client:
         headers: dict[str, str] | None = None,
         body: Body | None = None,
         what: str = "",
+        payload_hash: str = UNSIGNED_PAYLOAD,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send one signed request; S3 errors come out as MirrorlineError values."""
         path = encode_path(f"/{bucket}/{key}" if key else f"/{bucket}" if bucket else "/")
         query = encode_query(params) if params else ""
-        hdrs = self._signer.sign(method, self._host, path, query, dict(headers or {}))
+        hdrs = self._signer.sign(method, self._host, path, query, dict(headers or {}), payload_hash)
         url = URL(f"{self.endpoint}{path}{'?' + query if query else ''}", encoded=True)
         label = what or f"{method} {bucket}/{key}"
         try:
@@ -254,10 +256,21 @@ class S3Client:
 
     @asynccontextmanager
     async def get(
-        self, bucket: str, key: str, version_id: str = ""
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        byte_range: tuple[int, int] | None = None,
+        if_match: str = "",
     ) -> AsyncIterator[tuple[ObjectHead, aiohttp.StreamReader]]:
         params = {"versionId": version_id} if version_id and version_id != "null" else None
-        async with self.request("GET", bucket, key, params, what=f"GET {bucket}/{key}") as resp:
+        headers = {}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        if if_match:
+            headers["If-Match"] = f'"{if_match}"'
+        what = f"GET {bucket}/{key}"
+        async with self.request("GET", bucket, key, params, headers, what=what) as resp:
             yield head_from(resp.headers), resp.content
 
     async def head(self, bucket: str, key: str, version_id: str = "") -> ObjectHead:
@@ -269,8 +282,9 @@ class S3Client:
         self, bucket: str, key: str, body: Body, headers: dict[str, str]
     ) -> tuple[str, str]:
         """Single PUT; returns (version id, etag)."""
+        body, headers, payload = _framed(body, headers)
         async with self.request(
-            "PUT", bucket, key, None, headers, body, f"PUT {bucket}/{key}"
+            "PUT", bucket, key, None, headers, body, f"PUT {bucket}/{key}", payload
         ) as r:
             return r.headers.get("x-amz-version-id", "null"), r.headers.get("ETag", "").strip('"')
 
@@ -291,8 +305,11 @@ class S3Client:
     ) -> str:
         params = {"partNumber": str(number), "uploadId": upload_id}
         what = f"upload part {number} {bucket}/{key}"
-        headers = {"Content-MD5": md5, "Content-Length": str(length)}
-        async with self.request("PUT", bucket, key, params, headers, body, what) as r:
+        headers = {"Content-Length": str(length)}
+        if md5:
+            headers["Content-MD5"] = md5
+        body, headers, payload = _framed(body, headers)
+        async with self.request("PUT", bucket, key, params, headers, body, what, payload) as r:
             return r.headers.get("ETag", "")
 
     async def complete_multipart(
@@ -355,6 +372,21 @@ def _decoder(listing: ET.Element) -> Callable[[str], str]:
     if _text(listing, "EncodingType").lower() == "url":
         return unquote_plus
     return lambda name: name
+
+
+def _framed(body: Body, headers: dict[str, str]) -> tuple[Body, dict[str, str], str]:
+    """A streamed body without Content-MD5 goes aws-chunked with a CRC32 trailer (see
+    chunked.py): the target then checks it all the same. Returns what to send."""
+    plain = {k.lower(): v for k, v in headers.items()}
+    if isinstance(body, bytes) or "content-md5" in plain:
+        return body, headers, UNSIGNED_PAYLOAD
+    length = int(plain["content-length"])
+    rest = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    return (
+        chunked.framed(body, length),
+        {**rest, **chunked.headers_for(length)},
+        chunked.STREAMING_TRAILER,
+    )
 
 
 def _xml(value: str) -> str:

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 from urllib.parse import parse_qsl
 
@@ -228,11 +228,22 @@ class MemoryStore:
 
     @asynccontextmanager
     async def get(
-        self, bucket: str, key: str, version_id: str = ""
+        self,
+        bucket: str,
+        key: str,
+        version_id: str = "",
+        byte_range: tuple[int, int] | None = None,
+        if_match: str = "",
     ) -> AsyncIterator[tuple[ObjectHead, _Reader]]:
         call = Call("get", bucket, key, version_id)
         version = self._find(await self._enter(call), call)
-        yield version.head(), _Reader(version.data, self, Call("read", bucket, key, version_id))
+        if if_match and if_match != version.etag:
+            raise _error(call, 412, "PreconditionFailed")
+        head, data = version.head(), version.data
+        if byte_range is not None:
+            data = data[byte_range[0] : byte_range[1] + 1]
+            head = replace(head, size=len(data))
+        yield head, _Reader(data, self, Call("read", bucket, key, version_id))
 
     async def head(self, bucket: str, key: str, version_id: str = "") -> ObjectHead:
         call = Call("head", bucket, key, version_id)
@@ -259,7 +270,8 @@ class MemoryStore:
         call = Call("upload_part", bucket, key)
         await self._enter(call)
         upload = self._upload(call, upload_id)
-        data = await _received(call, body, {"content-md5": md5, "content-length": str(length)})
+        sent = {"content-length": str(length), **({"content-md5": md5} if md5 else {})}
+        data = await _received(call, body, sent)
         upload.parts[number] = data
         return f'"{hashlib.md5(data).hexdigest()}"'
 

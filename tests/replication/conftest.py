@@ -102,6 +102,8 @@ class Rig:
             source_origin=origin(source, p.source_bucket),
             target_origin=origin(target, p.target_bucket),
             part_size=MIN_PART,
+            stream_from=MIN_PART,
+            multipart_from=2 * MIN_PART,
         )
 
     async def add(self, p: Policy) -> Policy:

@@ -7,6 +7,7 @@ import time
 from dataclasses import replace
 
 from engine.replication.bandwidth import TokenBucket
+from engine.replication.budget import ByteBudget
 from engine.replication.holds import hold_of, short
 from engine.s3.memory import MIN_PART, Call
 from tests.replication.conftest import POLICY, SRC, Rig, until
@@ -67,12 +68,12 @@ async def test_a_bucket_in_debt_is_throttled(rig: Rig) -> None:
     sending.cancel()
 
 
-async def test_an_upload_starved_of_part_slots_is_the_multipart_budget(rig: Rig) -> None:
+async def test_an_upload_starved_of_part_budget_is_the_multipart_budget(rig: Rig) -> None:
     await rig.add(POLICY)
     route = rig.dispatcher.routes["p1"]
-    route.context = replace(route.context, part_slots=asyncio.Semaphore(1))
-    for key in ("a.bin", "b.bin"):
-        await rig.source.put(SRC, key, b"x" * (MIN_PART + 1), {})
+    route.context = replace(route.context, part_budget=ByteBudget(MIN_PART))  # one part
+    for key in ("a.bin", "b.bin"):  # past multipart_from: three parts each
+        await rig.source.put(SRC, key, b"x" * (2 * MIN_PART + 1), {})
     gate = asyncio.Event()
 
     async def parts_wait(call: Call) -> None:
@@ -82,7 +83,7 @@ async def test_an_upload_starved_of_part_slots_is_the_multipart_budget(rig: Rig)
     rig.target.hook = parts_wait
     await rig.scan(POLICY)
     rig.dispatcher.wake()
-    # One upload holds the only slot; the other has none and waits for it.
+    # One upload holds the whole budget; the other has none of it and waits.
     assert await until(lambda: hold(rig)) == "multipart budget"
     gate.set()
     await rig.settle()

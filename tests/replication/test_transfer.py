@@ -12,6 +12,7 @@ import pytest
 from engine.errors import NotFoundError, TransientError
 from engine.model import Op, Outcome, Task
 from engine.replication.bandwidth import TokenBucket
+from engine.replication.budget import ByteBudget
 from engine.replication.transfer import execute
 from engine.s3.memory import MIN_PART, fail
 from engine.s3.origin import COPIED_HEADERS, ORIGIN, ORIGIN_ETAG, ORIGIN_VERSION
@@ -104,7 +105,7 @@ async def test_a_fault_mid_copy_is_retryable_and_leaves_no_partial_object(rig: R
     data = os.urandom(2 * MIN_PART + 100)
     task = await put_source(rig, "big.bin", data)
     ctx = rig.context(POLICY)
-    ctx.part_slots = asyncio.Semaphore(1)  # the engine-wide part budget, shared by attempts
+    ctx.part_budget = ByteBudget(MIN_PART)  # the engine-wide part budget, shared by attempts
     rig.source.hook = fail(TransientError("source: connection reset"), op="read", nth=2)
     with pytest.raises(TransientError) as error:  # one error with its class, not a group
         await execute(task, ctx)

@@ -7,6 +7,7 @@ short transaction; counters follow through triggers (engine/db.py).
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Sequence
 
@@ -17,6 +18,8 @@ from engine.state.queue import TaskQueue
 from engine.state.sqlite.database import Database
 from engine.state.sqlite.reads import COLUMNS, QueueReads, task_of
 
+_CLAIM_ORDER = operator.attrgetter("next_at", "id")
+
 
 def _row(t: NewTask, now: float) -> tuple[object, ...]:
     """A new task as the INSERT binds it: ?1 policy ... ?10 target_has_key, ?11 now."""
@@ -24,7 +27,7 @@ def _row(t: NewTask, now: float) -> tuple[object, ...]:
         t.policy,
         t.key,
         t.version_id,
-        t.op.value,
+        str(t.op),  # a StrEnum's str is its value, without enum.property's cost per row
         t.size,
         t.etag,
         t.src_mtime,
@@ -97,8 +100,9 @@ class SQLiteQueue(QueueReads, TaskQueue):
                     f"ORDER BY next_at, id LIMIT ?) RETURNING {COLUMNS}",
                     (now + lease_seconds, now, policy, now, limit - len(tasks)),
                 ) as cur:
-                    tasks.extend(task_of(tuple(r)) for r in await cur.fetchall())
-        tasks.sort(key=lambda t: (t.next_at, t.id))
+                    cur.row_factory = None  # plain tuples: a Row costs a copy more
+                    tasks.extend(map(task_of, await cur.fetchall()))
+        tasks.sort(key=_CLAIM_ORDER)  # RETURNING promises no order
         return tasks
 
     async def complete(self, done: Sequence[Completion]) -> None:
