@@ -73,11 +73,12 @@ class Engine:
 
     async def run(self, stop: asyncio.Event | None = None, until_synced: bool = False) -> None:
         """Replicate until `stop` is set (or, with until_synced, until everything is copied)."""
-        self._state = state = await open_state(
-            ensure(self.config.state_dir) / "mirrorline.db", engine=True
-        )
+        ensure(self.config.state_dir)  # aliases and tokens stay in it, even with a shared queue
+        self._state = state = await open_state(self.config.state_address, engine=True)
         self.queue = state.queue
         self.store = state.policies
+        self.detector.leases = state.leases
+        self.queue.subscribe(self._work_queued)
         self.recorder = Recorder(self.queue, self._count)
         self.telemetry = Telemetry(state.telemetry, self.started_at)
         try:
@@ -91,7 +92,9 @@ class Engine:
             self._spawn(self.recorder.run())
             self._spawn(self._telemetry_loop())
             self._spawn(
-                ResyncRunner(state.resyncs, self.queue, self.policies, self.dispatchers).run()
+                ResyncRunner(
+                    state.resyncs, self.queue, self.policies, self.dispatchers, leases=state.leases
+                ).run()
             )
             attached = [asyncio.create_task(a(self, self._detach)) for a in self.attachments]
             waiter = asyncio.create_task((stop or self._stop).wait())
@@ -105,6 +108,11 @@ class Engine:
             await self._shutdown()
         finally:
             await state.close()
+
+    def _work_queued(self) -> None:
+        """Another process queued or freed work (a shared queue's NOTIFY): claim now."""
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake()
 
     def attach(self, *attachments: Attachment) -> None:
         """Serve more beside the engine; before `run` only."""

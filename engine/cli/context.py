@@ -27,8 +27,39 @@ S = TypeVar("S", bound=Service)
 class Context:
     """What every sub-command gets: where the state lives."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path = Path(), queue: str | None = None) -> None:
         self.state_dir = state_dir
+        self.queue = queue  # postgresql://...: the shared state (aliases stay in state_dir)
+
+
+def _set_queue(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value:
+        scheme = value.partition("://")[0]
+        if scheme not in ("postgresql", "postgres"):
+            raise click.BadParameter("expected postgresql://USER@HOST:PORT/DB", ctx, _)
+        ctx.ensure_object(Context).queue = value
+
+
+def queue_option() -> click.Option:
+    """--queue URL (or $MIRRORLINE_QUEUE): the shared PostgreSQL state, on any command."""
+    return click.Option(
+        ["--queue"],
+        metavar="URL",
+        envvar="MIRRORLINE_QUEUE",
+        expose_value=False,
+        callback=_set_queue,
+        help="A PostgreSQL queue several engines share, e.g. postgresql://me@db:5432/mirrorline "
+        "(default: $MIRRORLINE_QUEUE; else the state dir's SQLite). The password goes in "
+        "~/.pgpass or $PGPASSWORD, never here.",
+    )
+
+
+def add_queue_option(command: click.Command) -> None:
+    """Give `command` and all its sub-commands --queue (`run --queue`, `replicate ls --queue`)."""
+    if not any(p.name == "queue" for p in command.params):
+        command.params.append(queue_option())
+    for sub in getattr(command, "commands", {}).values():
+        add_queue_option(sub)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -48,7 +79,7 @@ def _using(opened: Callable[[], Awaitable[S]], work: Callable[[S], Awaitable[T]]
 
 def with_local(ctx: Context, work: Callable[[LocalService], Awaitable[T]]) -> T:
     """Run `work` on the state dir: for what only a local service does (`alias set`)."""
-    return _using(lambda: LocalService.open(ctx.state_dir), work)
+    return _using(lambda: LocalService.open(ctx.state_dir, queue=ctx.queue), work)
 
 
 def with_service(

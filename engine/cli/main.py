@@ -16,7 +16,7 @@ import click
 
 from engine import config
 from engine.cli import alias, compare, policies, resync, run, status
-from engine.cli.context import Context, Group
+from engine.cli.context import Context, Group, add_queue_option
 
 # `compare`, `resync` and `status` add their commands to the `replicate` group.
 _SUBGROUPS = (compare, resync, status)
@@ -39,7 +39,7 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    ctx.obj = Context(config.resolve(state_dir))
+    ctx.ensure_object(Context).state_dir = config.resolve(state_dir)
 
 
 def main() -> None:
@@ -50,4 +50,5 @@ def main() -> None:
             cli.add_command(entry.load(), entry.name)
         except Exception as exc:  # noqa: BLE001 - one broken command must not take all down
             click.echo(f"mirrorline: warning: `{entry.name}` is unavailable: {exc}", err=True)
+    add_queue_option(cli)
     cli(prog_name="mirrorline")

@@ -15,7 +15,7 @@ from engine.checks.diff import diff_policy
 from engine.checks.endpoints import check_alias, check_policy
 from engine.checks.report import Difference, PolicyReport
 from engine.checks.verify import verify_policy
-from engine.config import DEFAULT_RESYNC_PAGE
+from engine.config import DEFAULT_RESYNC_PAGE, state_address
 from engine.engine import Engine
 from engine.errors import UserError
 from engine.model import Attempt, Counts, TaskState
@@ -62,9 +62,11 @@ class LocalService(Service, AliasWriter):
         self.queue = self.state.queue
 
     @classmethod
-    async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
+    async def open(
+        cls, state_dir: Path, actor: str = "cli", queue: str | None = None
+    ) -> LocalService:
         book = AliasBook(state_dir / "aliases.json")  # a malformed file fails before the db opens
-        state = await open_state(state_dir / "mirrorline.db")
+        state = await open_state(state_address(state_dir, queue))
         return cls(state, book, actor, owns_state=True)
 
     async def close(self) -> None:
