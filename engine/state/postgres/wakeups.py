@@ -39,9 +39,7 @@ class Wakeups:
             try:
                 conn = await asyncpg.connect(self._dsn)
                 await conn.add_listener(CHANNEL, self._notified)
-                closed = asyncio.Event()
-                conn.add_termination_listener(lambda _: closed.set())
-                await closed.wait()
+                await self._until_closed(conn)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("queue notifications unavailable, polling meanwhile: %s", exc)
             finally:
@@ -49,6 +47,12 @@ class Wakeups:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close())
             await asyncio.sleep(2.0)
+
+    @staticmethod
+    async def _until_closed(conn: asyncpg.Connection) -> None:
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _: closed.set())
+        await closed.wait()
 
     async def close(self) -> None:
         if self._task is not None:
