@@ -33,8 +33,8 @@ from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
 from engine.s3.origin import origin_of
 from engine.state import State, open_state
-from engine.telemetry.compose import Live, compose, publish
-from engine.telemetry.snapshot import Snapshot, Transfer
+from engine.telemetry.compose import Live, cluster_of, compose, publish
+from engine.telemetry.snapshot import Cluster, Snapshot, Transfer
 from engine.telemetry.stats import SLOT, Telemetry
 
 log = logging.getLogger("mirrorline.engine")
@@ -332,6 +332,20 @@ class Engine:
     def _downtimes(self) -> dict[str, float]:
         return {name: link.status().downtime_total for name, link in self.links.items()}
 
+    async def _cluster(self) -> Cluster | None:
+        """Report this node's figures, then read everyone's (nothing, where not shared)."""
+        nodes = self.state.nodes
+        rate = sum(p.rate.current_bytes for p in self.snapshot.policies) if self.snapshot else 0
+        ran = self.telemetry.policies.values()
+        await nodes.report(
+            self.config.workers,
+            rate,
+            sum(len(d.in_flight) for d in self.dispatchers.values()),
+            sum(t.run_objects for t in ran),
+            sum(t.run_bytes for t in ran),
+        )
+        return cluster_of(await nodes.all())
+
     async def refresh(self, running: bool = True) -> Snapshot:
         """Take a new snapshot: counters from the queue, everything else from memory."""
         await self.recorder.flush()
@@ -363,6 +377,7 @@ class Engine:
                 for pid, n in self.detector.scan_count.items()
             },
             scan_errors=dict(self.detector.scan_error),
+            cluster=await self._cluster(),
         )
         self.snapshot = compose(self.telemetry, self.all_policies, counts, self.paused, live, now)
         return self.snapshot

@@ -33,7 +33,7 @@ from engine.policy import (
 from engine.service import MAX_PAGE, AliasWriter, AuditEntry, PolicySpec, Service, TaskPage
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
-from engine.telemetry.compose import FRESH, compose, state_of, targets
+from engine.telemetry.compose import FRESH, cluster_of, compose, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry.stats import Telemetry, history, with_backlog
 
@@ -289,6 +289,7 @@ async def stored_snapshot(state: State) -> Snapshot:
     now = time.time()
     raw = await state.telemetry.published()
     published = _parse(raw) if raw else None
+    cluster = cluster_of(await state.nodes.all())  # as of now, not as of the last publish
     if published and published.engine.running and now - (published.engine.updated_at or 0) < FRESH:
         # Exact backlog from the counters; states and policies as they are now.
         known = {p.id: p for p in published.policies}
@@ -304,10 +305,11 @@ async def stored_snapshot(state: State) -> Snapshot:
             engine=replace(published.engine, paused=paused),
             policies=fresh,
             targets=targets(fresh, published.links),
+            cluster=cluster,
         )
     telemetry = Telemetry(state.telemetry)
     await telemetry.load()
-    return compose(telemetry, policies, counts, paused, None, now)
+    return replace(compose(telemetry, policies, counts, paused, None, now), cluster=cluster)
 
 
 def _parse(raw: str) -> Snapshot | None:
