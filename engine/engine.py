@@ -28,6 +28,7 @@ from engine.replication.bandwidth import TokenBucket
 from engine.replication.detector import Detector
 from engine.replication.dispatcher import Dispatcher, Recorder, Route
 from engine.replication.health import Link
+from engine.replication.holds import hold_of
 from engine.replication.resync import ResyncRunner
 from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
@@ -377,6 +378,12 @@ class Engine:
                 for pid, n in self.detector.scan_count.items()
             },
             scan_errors=dict(self.detector.scan_error),
+            holds={
+                pid: hold_of(pid, route, d, counts[pid].pending if pid in counts else 0, now)
+                for d in self.dispatchers.values()
+                for pid, route in list(d.routes.items())
+            },
+            next_scans={pid: self.detector.next_scan_at(pid) for pid in self.policies},
             cluster=await self._cluster(),
         )
         self.snapshot = compose(self.telemetry, self.all_policies, counts, self.paused, live, now)

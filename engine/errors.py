@@ -114,6 +114,12 @@ BY_KIND: dict[str, type[MirrorlineError]] = {
 }
 
 
+def reason_code(error: MirrorlineError) -> str:
+    """The code errors are counted and grouped by: the store's (NoSuchBucket, Connection,
+    HTTP503...) or, when it gave none, the error's class. Telemetry and the queue agree."""
+    return error.code or error.kind
+
+
 def first_error(group: BaseExceptionGroup[E]) -> E:
     """The first error of a (nested) group: a TaskGroup wraps errors that callers decide on
     by class (retry, park, link down), and a group has none of those."""

@@ -117,6 +117,7 @@ def test_replication_knows_stores_only_by_the_protocol() -> None:
 # engine, the demo's machinery) stays out.
 CONSOLE_MAY_IMPORT = (
     "engine.service",
+    "engine.checks.explanation",  # the explain verdicts and their text (no I/O)
     "engine.demo.control",
     "engine.aliases",
     "engine.telemetry.snapshot",
@@ -156,6 +157,7 @@ def loaded_by(statement: str, forbidden: tuple[str, ...]) -> list[str]:
         ("import engine", ("textual", "aiosqlite", "minio", "aiohttp", "starlette")),
         ("import engine.service", ("textual", "aiosqlite", "minio", "aiohttp", "starlette")),
         ("import engine.telemetry.snapshot", ("textual", "aiosqlite", "minio", "aiohttp")),
+        ("import engine.checks.explanation", ("textual", "aiosqlite", "minio", "aiohttp")),
         ("import engine.s3", ("aiohttp", "minio")),
         ("import engine.s3.memory", ("aiohttp", "minio")),
         ("import engine.engine", ("textual", "starlette", "uvicorn")),

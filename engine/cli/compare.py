@@ -26,7 +26,7 @@ from engine.service import Service
 T = TypeVar("T")
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
     click.echo(f"mirrorline: error: {message}", err=True)
     raise SystemExit(2)
 
@@ -36,7 +36,7 @@ def _printable(key: str) -> str:
     return repr(key) if any(ord(ch) < 32 or ord(ch) == 127 for ch in key) else key
 
 
-class _Command(click.Command):
+class CheckCommand(click.Command):
     """The group turns usage mistakes into exit 1, which here would read as "differences"."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
@@ -44,10 +44,10 @@ class _Command(click.Command):
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else f"mirrorline replicate {self.name}"
-            _fail(f"{' '.join(exc.format_message().split())} (see `{where} --help`)")
+            fail(f"{' '.join(exc.format_message().split())} (see `{where} --help`)")
 
 
-def _compared(
+def run_check(
     ctx: Context,
     connect: str | None,
     token: str | None,
@@ -57,10 +57,10 @@ def _compared(
     try:
         return with_service(ctx, connect, token, work)
     except MirrorlineError as exc:
-        _fail(exc.reason)
+        fail(exc.reason)
 
 
-@replicate.command("diff", cls=_Command)
+@replicate.command("diff", cls=CheckCommand)
 @click.argument("path", metavar="ALIAS/BUCKET")
 @click.option("--id", "policy_id")
 @click.option("--json", "as_json", is_flag=True)
@@ -85,7 +85,7 @@ def diff(
             found += await service.diff(policy.id)
         return found
 
-    result = _compared(ctx, connect, token, work)
+    result = run_check(ctx, connect, token, work)
     if as_json:
         emit_json([d.__dict__ for d in result])
     else:
@@ -96,7 +96,7 @@ def diff(
     raise SystemExit(1 if result else 0)
 
 
-@replicate.command("verify", cls=_Command)
+@replicate.command("verify", cls=CheckCommand)
 @click.argument("path", metavar="ALIAS/BUCKET")
 @click.option("--id", "policy_id", help="Only this policy.")
 @click.option(
@@ -144,7 +144,7 @@ def verify(
             for policy in select(await service.policies(), path, policy_id)
         ]
 
-    reports = _compared(ctx, connect, token, work)
+    reports = run_check(ctx, connect, token, work)
     checked = sum(r.checked for r in reports)
     skipped = sum(r.skipped for r in reports)
     differences = [d for r in reports for d in r.differences]

@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 
 from engine import config
-from engine.cli import alias, compare, policies, resync, run, status
+from engine.cli import alias, compare, explain, policies, resync, run, status
 from engine.cli.context import Context, Group, add_queue_option
 
-# `compare`, `resync` and `status` add their commands to the `replicate` group.
-_SUBGROUPS = (compare, resync, status)
+# `compare`, `explain`, `resync` and `status` add their commands to the `replicate` group.
+_SUBGROUPS = (compare, explain, resync, status)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

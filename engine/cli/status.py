@@ -13,8 +13,9 @@ from engine.cli.context import Context, remote_options, with_service
 from engine.cli.output import age, emit_json, size, table
 from engine.cli.policies import replicate, select
 from engine.errors import UserError
-from engine.model import Task, TaskState
-from engine.service import MAX_PAGE, Service
+from engine.model import FailureGroup, Task, TaskState
+from engine.printable import printable
+from engine.service import MAX_PAGE, Service, group_dict
 from engine.telemetry.snapshot import Cluster, Latency, PolicyStats, Snapshot
 
 T = TypeVar("T")
@@ -31,6 +32,7 @@ def status_row(p: PolicyStats, snap: Snapshot) -> dict[str, Any]:
         "source": p.source,
         "target": p.target,
         "state": p.state,
+        "hold": p.hold,
         "replicated": b.replicated,
         "replicated_bytes": b.replicated_bytes,
         "skipped": b.skipped,
@@ -100,7 +102,7 @@ def status(
             (
                 r["id"],
                 f"{r['source']} -> {r['target']}",
-                r["state"],
+                printable(r["hold"] or r["state"]),
                 f"{r['replicated']} ({size(r['replicated_bytes'])})",
                 f"{r['pending']} ({size(r['pending_bytes'])})",
                 r["in_flight"],
@@ -115,7 +117,7 @@ def status(
     )
     for r in report:
         if r["scan_error"]:
-            click.echo(f"{r['id']}: scan failing: {r['scan_error']}")
+            click.echo(f"{r['id']}: scan failing: {printable(r['scan_error'])}")
     if snap.cluster:
         show_cluster(snap.cluster)
 
@@ -131,8 +133,8 @@ def show_cluster(c: Cluster) -> None:
         ("NODE", "HOST", "PID", "STATE", "HEARTBEAT", "WORKERS", "IN FLIGHT", "RATE", "COPIED"),
         [
             (
-                n.id,
-                n.host,
+                printable(n.id),
+                printable(n.host),
                 n.pid,
                 n.state,
                 f"{age(max(0.0, now - n.heartbeat_at))} ago",
@@ -150,6 +152,12 @@ def show_cluster(c: Cluster) -> None:
 @click.argument("path", metavar="ALIAS/BUCKET")
 @click.option("--id", "policy_id")
 @click.option("--failed", "only_failed", is_flag=True, help="Only failed tasks.")
+@click.option(
+    "--by",
+    type=click.Choice(["reason", "cause"]),
+    help="With --failed: one line per cause (policy, operation, error class, reason code), "
+    "failed and retrying tasks counted.",
+)
 @click.option("--limit", type=click.IntRange(1, 100000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @remote_options
@@ -159,12 +167,18 @@ def backlog(
     path: str,
     policy_id: str | None,
     only_failed: bool,
+    by: str | None,
     limit: int,
     as_json: bool,
     connect: str | None,
     token: str | None,
 ) -> None:
-    """Unreplicated tasks with their last error."""
+    """Unreplicated tasks with their last error (--failed --by reason: grouped by cause)."""
+    if by:
+        if not only_failed:
+            raise UserError("--by groups failures: give --failed too")
+        _by_cause(ctx, path, policy_id, as_json, connect, token)
+        return
     states = [TaskState.FAILED] if only_failed else list(TaskState)
 
     async def work(service: Service) -> list[Task]:
@@ -204,14 +218,54 @@ def backlog(
                 r["id"],
                 r["state"],
                 r["op"],
-                r["key"],
+                printable(r["key"]),
                 size(r["size"]),
                 r["attempts"],
-                r["last_error"] or "-",
+                printable(r["last_error"]) or "-",
             )
             for r in rows
         ],
     )
+
+
+def _by_cause(
+    ctx: Context,
+    path: str,
+    policy_id: str | None,
+    as_json: bool,
+    connect: str | None,
+    token: str | None,
+) -> None:
+    async def work(service: Service) -> list[FailureGroup]:
+        chosen = {p.id for p in select((await service.status()).policies, path, policy_id)}
+        return [g for g in await service.failure_groups() if g.cause.policy in chosen]
+
+    groups = with_service(ctx, connect, token, work)
+    if as_json:
+        emit_json([group_dict(g) for g in groups])
+        return
+    table(
+        ("REASON", "OP", "POLICY", "CLASS", "TASKS", "FAILED", "SIZE", "FIRST", "LAST", "EXAMPLE"),
+        [
+            (
+                printable(g.cause.code) or "-",
+                g.cause.op.value.upper(),
+                g.cause.policy,
+                g.cause.error_class,
+                f"{g.count} tasks",
+                g.failed,
+                size(g.bytes),
+                f"first {_clock(g.first_seen)}",
+                f"last {_clock(g.last_seen)}",
+                f"{printable(g.example_key)}: {printable(g.example_error)}",
+            )
+            for g in groups
+        ],
+    )
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 @replicate.command("retry")

@@ -27,6 +27,14 @@ class TokenBucket:
         self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
         self._last = now
 
+    @property
+    def saturated(self) -> bool:
+        """Senders are sleeping off a debt: the limit, not the link, sets the pace now."""
+        if self.rate <= 0:
+            return False
+        self._refill()
+        return self._tokens < 0
+
     async def take(self, nbytes: int) -> None:
         """Wait until `nbytes` may be sent without exceeding the rate."""
         if self.rate <= 0:

@@ -99,6 +99,11 @@ class Detector:
             and p.target_bucket == policy.source_bucket
         ]
 
+    def next_scan_at(self, pid: str) -> float | None:
+        """When the policy's next full scan is due, wall-clock (None: not scanned yet)."""
+        due = self._full_due.get(pid)
+        return None if due is None else time.time() + max(0.0, due - time.monotonic())
+
     def hint(self, policy_id: str, key: str) -> None:
         """A change notification for one key: scan just that key soon."""
         if policy_id in self._hint_events:

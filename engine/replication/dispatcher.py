@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.errors import MirrorlineError
+from engine.errors import MirrorlineError, reason_code
 from engine.model import Completion, Task
 from engine.replication.health import Link
 from engine.replication.transfer import TransferContext, execute
@@ -117,6 +117,7 @@ class Dispatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._draining = False
+        self.starved: set[str] = set()  # policies the last claim found nothing ready for
 
     def wake(self) -> None:
         self._wake.set()
@@ -142,10 +143,22 @@ class Dispatcher:
         free = self._workers - self._held()
         if self._draining or not (free >= batch or (free > 0 and not self._lines)):
             return 0
-        tasks = await self._queue.claim(self._claimable(), free, self._lease)
+        claimable = self._claimable()
+        tasks = await self._queue.claim(claimable, free, self._lease)
+        if len(tasks) < free:  # room was left: whoever got nothing had nothing claimable
+            self.starved = set(claimable) - {t.policy for t in tasks}
         if tasks:
             await self._admit(tasks)
         return len(tasks)
+
+    def busy_keys(self, policy: str) -> list[str]:
+        """The policy's keys with a transfer running, the longest-running first."""
+        running = sorted(self.in_flight.values(), key=lambda f: f.started_at)
+        return list(dict.fromkeys(f.task.key for f in running if f.task.policy == policy))
+
+    def queued_behind(self, policy: str) -> list[str]:
+        """Keys of the policy with a newer task waiting in line behind a running one."""
+        return [key for (pid, key), line in self._lines.items() if pid == policy and len(line) > 1]
 
     async def run(self) -> None:
         while not self._draining:
@@ -195,7 +208,8 @@ class Dispatcher:
             raise
         except Exception as exc:
             log.exception("task %s crashed", task.id)
-            await self._queue.fail(task, f"internal error: {type(exc).__name__}: {exc}", "bug")
+            reason = f"internal error: {type(exc).__name__}: {exc}"
+            await self._queue.fail(task, reason, "bug", type(exc).__name__)
         finally:
             self.in_flight.pop(task.id, None)
             self._next_in_line(key)
@@ -222,12 +236,14 @@ class Dispatcher:
             await self._queue.release([task])
         elif error.retryable and not self._retry.exhausted(task.attempts):
             delay = self._retry.next_delay(task.attempts)
-            await self._queue.retry_later(task, error.reason, error.kind, time.time() + delay)
+            await self._queue.retry_later(
+                task, error.reason, error.kind, time.time() + delay, reason_code(error)
+            )
         else:
             reason = error.reason
             if error.retryable:
                 reason = f"gave up after {task.attempts} attempts: {reason}"
-            await self._queue.fail(task, reason, error.kind)
+            await self._queue.fail(task, reason, error.kind, reason_code(error))
 
     async def drain(self, grace: float) -> None:
         """Stop claiming; let running transfers finish for `grace` seconds, then cancel them."""

@@ -43,6 +43,7 @@ class TransferContext:
     part_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     on_bytes: Callable[[int], None] = lambda n: None
     limit: TokenBucket | None = None  # the policy's --bandwidth, shared by its transfers
+    starved: int = 0  # uploads waiting for their first part slot: the budget is all elsewhere
 
 
 async def execute(
@@ -201,7 +202,7 @@ async def _multipart(
             async with asyncio.TaskGroup() as group:
                 remaining, number = head.size, 0
                 while remaining > 0:
-                    await slots.acquire()  # shared by all transfers: bounds memory
+                    await _part_slot(ctx, held)  # shared by all transfers: bounds memory
                     held += 1
                     body = await stream.readexactly(min(ctx.part_size, remaining))
                     remaining -= len(body)
@@ -222,6 +223,17 @@ async def _multipart(
         await asyncio.shield(_abort(ctx.target, bucket, task.key, upload))
         raise
     return version
+
+
+async def _part_slot(ctx: TransferContext, held: int) -> None:
+    """Take a part slot; an upload holding none while it waits is counted as starved, which
+    is what status shows as "multipart budget" (waiting for its own parts is just pacing)."""
+    starved = held == 0 and ctx.part_slots.locked()
+    ctx.starved += starved
+    try:
+        await ctx.part_slots.acquire()
+    finally:
+        ctx.starved -= starved
 
 
 async def _abort(target: ObjectStore, bucket: str, key: str, upload: str) -> None:

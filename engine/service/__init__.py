@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from engine.aliases import Alias
+from engine.checks.explanation import Explanation
 from engine.checks.report import Difference, PolicyReport
-from engine.errors import UserError
-from engine.model import Attempt, Task, TaskState
+from engine.errors import MalformedError, UserError
+from engine.model import Attempt, Cause, FailureGroup, Op, Task, TaskState
 from engine.policy import Policy, format_tags
 from engine.state.stores import AuditEntry
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
@@ -75,6 +76,38 @@ def task_dict(task: Task) -> dict[str, Any]:
     return out
 
 
+def cause_dict(cause: Cause) -> dict[str, str]:
+    return {
+        "policy": cause.policy,
+        "op": cause.op.value,
+        "error_class": cause.error_class,
+        "code": cause.code,
+    }
+
+
+def parse_cause(data: dict[str, Any]) -> Cause:
+    """A cause from its JSON form (or query parameters): all four parts, op a known one."""
+    try:
+        return Cause(
+            str(data["policy"]), Op(data["op"]), str(data["error_class"]), str(data["code"])
+        )
+    except KeyError as exc:
+        raise MalformedError(f"a cause needs policy, op, error_class and code: no {exc}") from None
+    except ValueError:
+        ops = ", ".join(op.value for op in Op)
+        raise MalformedError(f"unknown operation {data['op']!r} (one of: {ops})") from None
+
+
+def group_dict(group: FailureGroup) -> dict[str, Any]:
+    out = asdict(group)
+    out["cause"] = cause_dict(group.cause)
+    return out
+
+
+def group_of(data: dict[str, Any]) -> FailureGroup:
+    return FailureGroup(**(data | {"cause": parse_cause(data["cause"])}))
+
+
 def parse_states(value: str | Sequence[str]) -> list[TaskState]:
     names = [s for s in (value.split(",") if isinstance(value, str) else value) if s]
     known = {s.value: s for s in TaskState}
@@ -104,8 +137,19 @@ class Service(abc.ABC):
         after: int = 0,
         query: str = "",
         descending: bool = False,
+        cause: Cause | None = None,
     ) -> TaskPage:
-        """A page in id order (newest first if `descending`); `query` matches key or error."""
+        """A page in id order (newest first if `descending`); `query` matches key or error;
+        `cause`: only the parked tasks of that cause (a failure group's)."""
+
+    @abc.abstractmethod
+    async def failure_groups(self, policy: str | None = None) -> list[FailureGroup]:
+        """Failed and retrying tasks grouped by cause, largest first (of `policy`, if given)."""
+
+    @abc.abstractmethod
+    async def explain(self, source: str, key: str) -> Explanation:
+        """Why `key` of `source` (ALIAS/BUCKET) is or is not on the targets: a verdict
+        (one of engine.checks.explanation.VERDICTS) and the evidence from both stores, the queue and the links."""
 
     @abc.abstractmethod
     async def attempts(self, task_id: int) -> list[Attempt]:

@@ -22,9 +22,9 @@ from engine.checks.report import Difference, PolicyReport
 from engine.config import EngineConfig
 from engine.engine import Attachment, Engine
 from engine.errors import MirrorlineError
-from engine.model import Attempt, TaskState
+from engine.model import Attempt, Cause, FailureGroup, TaskState
 from engine.policy import Policy
-from engine.service import AliasWriter, AuditEntry, PolicySpec, Service, TaskPage
+from engine.service import AliasWriter, AuditEntry, Explanation, PolicySpec, Service, TaskPage
 from engine.service.local import LocalService
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 
@@ -138,8 +138,17 @@ class EmbeddedEngine(Service, AliasWriter):
         after: int = 0,
         query: str = "",
         descending: bool = False,
+        cause: Cause | None = None,
     ) -> TaskPage:
-        return await self._call(lambda s: s.tasks(states, policy, limit, after, query, descending))
+        return await self._call(
+            lambda s: s.tasks(states, policy, limit, after, query, descending, cause)
+        )
+
+    async def failure_groups(self, policy: str | None = None) -> list[FailureGroup]:
+        return await self._call(lambda s: s.failure_groups(policy))
+
+    async def explain(self, source: str, key: str) -> Explanation:
+        return await self._call(lambda s: s.explain(source, key))
 
     async def attempts(self, task_id: int) -> list[Attempt]:
         return await self._call(lambda s: s.attempts(task_id))

@@ -6,6 +6,9 @@
     GET  /v1/policies/{id}/diff                     POST /v1/policies/{id}/verify
                                {"sample": N?, "seed": N?, "concurrency": N?}
     GET  /v1/tasks?state=failed&policy=ID&limit=N&after=CURSOR   GET /v1/tasks/{id}/attempts
+         (&cause_policy=&cause_op=&cause_error_class=&cause_code=: one cause's parked tasks)
+    GET  /v1/failures?by=cause&policy=ID   failed+retrying tasks grouped by cause
+    GET  /v1/explain?source=ALIAS/BUCKET&key=KEY   one object's verdict and evidence
     GET  /v1/transfers         GET /v1/history?since=UNIX&policy=ID
     POST /v1/pause  /v1/resume {"policy": ID?}     POST /v1/retry {"ids": [...]} | {"all": true}
     GET  /v1/audit             POST /v1/events/minio (MinIO's webhook)
@@ -45,8 +48,9 @@ from starlette.routing import Route
 from engine.aliases import AliasBook
 from engine.engine import Attachment, Engine
 from engine.errors import MalformedError, MirrorlineError, MissingError, UserError
+from engine.model import Cause
 from engine.policy import Policy
-from engine.service import PolicySpec, parse_states, task_dict
+from engine.service import PolicySpec, group_dict, parse_cause, parse_states, task_dict
 from engine.service.discover import announce, withdraw
 from engine.service.local import LocalService
 from engine.service.parsing import body_of, field, number, only, order, policy_ids
@@ -76,6 +80,12 @@ class TokenAuth(BaseHTTPMiddleware):
             if not secrets.compare_digest(given, self._expected):
                 return error(401, "wrong token", UserError.kind)
         return await call_next(request)
+
+
+def cause_of(params: Any) -> Cause | None:
+    """The cause named by cause_* query parameters: all four, or none."""
+    given = {k[6:]: v for k, v in params.items() if k.startswith("cause_")}
+    return parse_cause(given) if given else None
 
 
 def guarded(handler: Handler) -> Handler:
@@ -165,8 +175,23 @@ def create_app(
             number(q, "after", 0),
             q.get("q", ""),
             order(q.get("order", "asc")),
+            cause_of(q),
         )
         return JSONResponse({"tasks": [task_dict(t) for t in page.tasks], "next": page.next})
+
+    async def failures(request: Request) -> Response:
+        q = request.query_params
+        if q.get("by", "cause") not in ("cause", "reason"):
+            raise MalformedError("'by' must be cause (or reason)")
+        groups = await service.failure_groups(q.get("policy") or None)
+        return JSONResponse({"groups": [group_dict(g) for g in groups]})
+
+    async def explain(request: Request) -> Response:
+        q = request.query_params
+        source, key = q.get("source"), q.get("key")
+        if not source or not key:
+            raise MalformedError("'source' (ALIAS/BUCKET) and 'key' are required")
+        return JSONResponse((await service.explain(source, key)).to_dict())
 
     async def attempts(request: Request) -> Response:
         try:
@@ -279,6 +304,8 @@ def create_app(
         Route("/v1/policies/{policy_id}/verify", guarded(verify), methods=["POST"]),
         Route("/v1/tasks", guarded(tasks)),
         Route("/v1/tasks/{task_id}/attempts", guarded(attempts)),
+        Route("/v1/failures", guarded(failures)),
+        Route("/v1/explain", guarded(explain)),
         Route("/v1/transfers", guarded(transfers)),
         Route("/v1/history", guarded(history)),
         Route("/v1/pause", guarded(pauser(True)), methods=["POST"]),

@@ -13,12 +13,13 @@ from typing import Any
 from engine.aliases import Alias, AliasBook
 from engine.checks.diff import diff_policy
 from engine.checks.endpoints import check_alias, check_policy
+from engine.checks.explain import explain
 from engine.checks.report import Difference, PolicyReport
 from engine.checks.verify import verify_policy
 from engine.config import DEFAULT_RESYNC_PAGE, state_address
 from engine.engine import Engine
 from engine.errors import UserError
-from engine.model import Attempt, Counts, TaskState
+from engine.model import Attempt, Cause, Counts, FailureGroup, TaskState
 from engine.policy import (
     OPERATIONS,
     Policy,
@@ -30,10 +31,18 @@ from engine.policy import (
     parse_replicate,
     parse_tags,
 )
-from engine.service import MAX_PAGE, AliasWriter, AuditEntry, PolicySpec, Service, TaskPage
+from engine.service import (
+    MAX_PAGE,
+    AliasWriter,
+    AuditEntry,
+    Explanation,
+    PolicySpec,
+    Service,
+    TaskPage,
+)
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
-from engine.telemetry.compose import FRESH, cluster_of, compose, state_of, targets
+from engine.telemetry.compose import FRESH, cluster_of, compose, hold, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry.stats import Telemetry, history, with_backlog
 
@@ -92,15 +101,28 @@ class LocalService(Service, AliasWriter):
         after: int = 0,
         query: str = "",
         descending: bool = False,
+        cause: Cause | None = None,
     ) -> TaskPage:
         if not 1 <= limit <= MAX_PAGE:
             raise UserError(f"limit must be between 1 and {MAX_PAGE}")
         if policy:
             await self.store.get(policy)
-        found = await self.queue.tasks(policy, states, limit + 1, after, query, descending)
+        found = await self.queue.tasks(policy, states, limit + 1, after, query, descending, cause)
         more = len(found) > limit
         found = found[:limit]
         return TaskPage(found, found[-1].id if more else None)
+
+    async def failure_groups(self, policy: str | None = None) -> list[FailureGroup]:
+        if policy:
+            await self.store.get(policy)
+        return await self.queue.failure_groups(policy)
+
+    async def explain(self, source: str, key: str) -> Explanation:
+        snap = await self.status()
+        policies = await self.store.all()
+        return await explain(
+            source, key, policies, self.book.fresh(), self.queue, snap, time.time()
+        )
 
     async def attempts(self, task_id: int) -> list[Attempt]:
         return await self.queue.attempts(task_id)
@@ -298,7 +320,10 @@ async def stored_snapshot(state: State) -> Snapshot:
             base = known.get(p.id)
             if base is None:
                 continue
-            base = replace(base, state=state_of(p, paused), bandwidth_limit=p.bandwidth)
+            state = state_of(p, paused)
+            base = replace(
+                base, state=state, hold=hold(state, base.hold), bandwidth_limit=p.bandwidth
+            )
             fresh.append(with_backlog(base, counts.get(p.id, Counts()), now))
         return replace(
             published,

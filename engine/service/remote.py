@@ -25,9 +25,17 @@ from engine.errors import (
     TransientError,
     UserError,
 )
-from engine.model import Attempt, Op, Task, TaskState
+from engine.model import Attempt, Cause, FailureGroup, Op, Task, TaskState
 from engine.policy import Policy
-from engine.service import AuditEntry, PolicySpec, Service, TaskPage
+from engine.service import (
+    AuditEntry,
+    Explanation,
+    PolicySpec,
+    Service,
+    TaskPage,
+    cause_dict,
+    group_of,
+)
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer, build
 
 # diff and verify read whole buckets: no limit on the wait for their answer
@@ -130,8 +138,11 @@ class RemoteService(Service):
         after: int = 0,
         query: str = "",
         descending: bool = False,
+        cause: Cause | None = None,
     ) -> TaskPage:
         params: dict[str, str | int] = {"limit": limit, "after": after}
+        if cause is not None:
+            params |= {f"cause_{k}": v for k, v in cause_dict(cause).items()}
         if query:
             params["q"] = query
         if descending:
@@ -142,6 +153,16 @@ class RemoteService(Service):
             params["policy"] = policy
         data = await self._call("GET", "/v1/tasks", params=params)
         return TaskPage([_task(t) for t in data["tasks"]], data["next"])
+
+    async def failure_groups(self, policy: str | None = None) -> list[FailureGroup]:
+        params = {"by": "cause"} | ({"policy": policy} if policy else {})
+        found = await self._call("GET", "/v1/failures", params=params)
+        return [group_of(g) for g in found["groups"]]
+
+    async def explain(self, source: str, key: str) -> Explanation:
+        params = {"source": source, "key": key}
+        found = await self._call("GET", "/v1/explain", params=params, timeout=SLOW)
+        return Explanation.from_dict(found)
 
     async def attempts(self, task_id: int) -> list[Attempt]:
         return build(list[Attempt], await self._call("GET", f"/v1/tasks/{task_id}/attempts"))

@@ -12,7 +12,7 @@ import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.model import Attempt, Completion, Counts, NewTask, Task, TaskState
+from engine.model import Attempt, Cause, Completion, Counts, FailureGroup, NewTask, Task, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +48,14 @@ class TaskQueue(abc.ABC):
         """Remove finished tasks, count them and record their replicas, atomically."""
 
     @abc.abstractmethod
-    async def retry_later(self, task: Task, error: str, error_class: str, at: float) -> None:
-        """Park a task in backoff until `at`."""
+    async def retry_later(
+        self, task: Task, error: str, error_class: str, at: float, code: str = ""
+    ) -> None:
+        """Park a task in backoff until `at`; `code` is the reason code (Task.error_code)."""
 
     @abc.abstractmethod
-    async def fail(self, task: Task, error: str, error_class: str) -> None:
-        """Park a task as failed until an operator retries it."""
+    async def fail(self, task: Task, error: str, error_class: str, code: str = "") -> None:
+        """Park a task as failed until an operator retries it; `code` as for retry_later."""
 
     @abc.abstractmethod
     async def release(self, tasks: Sequence[Task]) -> None:
@@ -84,14 +86,38 @@ class TaskQueue(abc.ABC):
         after: int = 0,
         query: str = "",
         descending: bool = False,
+        cause: Cause | None = None,
     ) -> list[Task]:
-        """A page of tasks in id order, past the cursor `after`; `query` matches key or error."""
+        """A page of tasks in id order, past the cursor `after`; `query` matches key or error.
+
+        `cause`: only the parked (failed or retrying) tasks of that cause, so a
+        failure group's tasks can be paged."""
+
+    @abc.abstractmethod
+    async def tasks_of_key(self, policies: Sequence[str], key: str) -> list[Task]:
+        """Every task of exactly this key under these policies, any state, in id order."""
+
+    @abc.abstractmethod
+    async def ahead(self, task: Task) -> int:
+        """How many pending tasks of its policy a claim would take before this one.
+
+        Claims go by (next_at, id) per policy; the count must come from an index of
+        ready tasks, not a walk of the backlog (say its cost in the backend)."""
+
+    @abc.abstractmethod
+    async def failure_groups(self, policy: str | None = None) -> list[FailureGroup]:
+        """Failed and retrying tasks grouped by Cause (policy, op, error class, code),
+        largest group first; each with counts, bytes, first/last seen and an example."""
 
     @abc.abstractmethod
     async def replicas(
         self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
     ) -> list[Replica]:
         """Replica map rows with low < key <= high (high None: to the end), keys ascending."""
+
+    @abc.abstractmethod
+    async def replicas_of_key(self, policy: str, key: str) -> list[Replica]:
+        """Every replica map row of exactly this key, source versions ascending."""
 
     @abc.abstractmethod
     async def attempts(self, task_id: int) -> list[Attempt]:

@@ -52,6 +52,12 @@ def state_of(policy: Policy, engine_paused: bool) -> str:
     return "enabled"
 
 
+def hold(state: str, held: str) -> str:
+    """PolicyStats.hold: paused whenever the state says so (engine running or not), else
+    what the running engine's dispatcher reports; a disabled policy is not held, it is off."""
+    return "paused" if state == "paused" else "" if state == "disabled" else held
+
+
 @dataclass
 class Live:
     """What only a running engine knows, beyond its telemetry."""
@@ -63,6 +69,8 @@ class Live:
     transfers: list[Transfer] = field(default_factory=list)
     scans: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     scan_errors: dict[str, str] = field(default_factory=dict)
+    holds: dict[str, str] = field(default_factory=dict)  # why dispatch is held, per policy
+    next_scans: dict[str, float | None] = field(default_factory=dict)
     cluster: Cluster | None = None  # the engines on a shared queue, this one among them
 
 
@@ -80,7 +88,9 @@ def compose(
         one = telemetry.policy_stats(p, state_of(p, paused), counts.get(p.id, Counts()), now, scans)
         if live and p.id in live.scan_errors:
             one = replace(one, scan_error=live.scan_errors[p.id])
-        stats.append(one)
+        if live:
+            one = replace(one, next_scan_at=live.next_scans.get(p.id))
+        stats.append(replace(one, hold=hold(one.state, live.holds.get(p.id, "") if live else "")))
     links = live.links if live else _stored_links(telemetry, policies)
     return Snapshot(
         engine=EngineInfo(

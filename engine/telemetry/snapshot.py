@@ -103,6 +103,10 @@ class PolicyStats:
     scans: int = 0
     last_scan_at: float | None = None
     scan_error: str = ""
+    # Why dispatch is held, in the words STATE shows ("paused", "waiting: dst offline 2m",
+    # "throttled", "waiting: older version of KEY in flight", "multipart budget"); "" flowing.
+    hold: str = ""
+    next_scan_at: float | None = None  # when the next full scan is due (engine running)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields, replace
 
-from engine.errors import MirrorlineError
+from engine.errors import MirrorlineError, reason_code
 from engine.model import Completion, Counts, Op, Outcome
 from engine.policy import Policy
 from engine.state.stores import TelemetryStore
@@ -184,7 +184,7 @@ class Telemetry:
         row[-1] += seconds
 
     def failed(self, policy: str, error: MirrorlineError, now: float) -> None:
-        code = error.code or error.kind
+        code = reason_code(error)
         totals = self.of(policy)
         self.errors.add((policy, code), now)
         totals.errors_since_start[code] += 1

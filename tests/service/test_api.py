@@ -36,6 +36,7 @@ from tests.conftest import Pair, eventually, make_bucket
 from tests.engines import minio_event, start
 
 TOKEN = "test-token-0123456789abcdef"
+CAUSE = "cause_policy=p1&cause_op=put&cause_error_class=permanent&cause_code=AccessDenied"
 SECRET = "alias-secret-key-never-shown"
 ENDPOINTS = [
     ("GET", "/v1/status", None),
@@ -48,6 +49,8 @@ ENDPOINTS = [
     ("GET", "/v1/policies/p1/diff", None),
     ("POST", "/v1/policies/p1/verify", {}),
     ("GET", "/v1/tasks?state=failed", None),
+    ("GET", "/v1/failures?by=reason", None),
+    ("GET", "/v1/explain?source=src/bucket-a&key=logs/a", None),
     ("GET", "/v1/transfers", None),
     ("GET", "/v1/history?since=0", None),
     ("POST", "/v1/pause", {}),
@@ -199,6 +202,13 @@ async def test_metrics_can_be_public(tmp_path: Path) -> None:
         ("GET", "/v1/tasks?limit=0", None, 422, "limit must be between"),
         ("GET", "/v1/tasks?policy=nope", None, 404, "no policy with id"),
         ("GET", "/v1/history?since=yesterday", None, 400, "'since' must be a number"),
+        ("GET", "/v1/tasks?cause_policy=p1&cause_op=put", None, 400, "a cause needs"),
+        ("GET", "/v1/tasks?" + CAUSE.replace("op=put", "op=copy"), None, 400, "unknown operation"),
+        ("GET", "/v1/failures?by=colour", None, 400, "'by' must be cause"),
+        ("GET", "/v1/failures?policy=nope", None, 404, "no policy with id"),
+        ("GET", "/v1/explain?source=src/bucket-a", None, 400, "'key' are required"),
+        ("GET", "/v1/explain?source=nobucket&key=k", None, 422, "expected ALIAS/BUCKET"),
+        ("GET", "/v1/explain?source=ghost/bucket-a&key=k", None, 422, "unknown alias 'ghost'"),
         ("POST", "/v1/pause", {"policy": 3}, 400, "'policy' must be a str"),
         ("POST", "/v1/pause", {"policy": "nope"}, 404, "no policy with id"),
         ("POST", "/v1/retry", {}, 400, "either 'ids' or 'all'"),
@@ -254,6 +264,31 @@ async def test_tasks_page_through_failures_with_a_cursor(
     one = (await client.get("/v1/tasks", params={"state": "failed", "limit": 1})).json()["tasks"][0]
     assert one["state"] == "failed" and one["error_class"] == "permanent"
     assert one["last_error"].endswith("AccessDenied")
+
+
+async def test_failures_group_by_cause_and_a_cause_pages_its_tasks(
+    app_client: tuple[httpx.AsyncClient, LocalService],
+) -> None:
+    client, service = app_client
+    queue = service.queue
+    await queue.enqueue([NewTask("p1", f"logs/{i:03}", "v1", Op.PUT, size=2) for i in range(9)])
+    for n, task in enumerate(await queue.claim(["p1"], 9, 60)):
+        code = "AccessDenied" if n % 3 else "NoSuchBucket"
+        await queue.fail(task, f"PUT {task.key}: {code}", "permanent", code)
+    groups = (await client.get("/v1/failures", params={"by": "reason"})).json()["groups"]
+    assert [(g["cause"]["code"], g["count"], g["bytes"]) for g in groups] == [
+        ("AccessDenied", 6, 12),
+        ("NoSuchBucket", 3, 6),
+    ]
+    app = httpx.ASGITransport(app=create_app(service, TOKEN))
+    remote = RemoteService("http://api", TOKEN, transport=app)
+    assert await remote.failure_groups() == await service.failure_groups()
+    (denied, _) = await remote.failure_groups()
+    page = await remote.tasks(cause=denied.cause, limit=4)
+    rest = await remote.tasks(cause=denied.cause, limit=4, after=page.next or 0)
+    assert [t.error_code for t in page.tasks + rest.tasks] == ["AccessDenied"] * 6
+    assert rest.next is None
+    await remote.close()
 
 
 async def test_webhook_enqueues_once_per_record_even_when_posted_twice(

@@ -8,11 +8,12 @@ in that backend's own test module.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from engine.model import Completion, NewTask, Op, Outcome, Task, TaskState
+from engine.model import Cause, Completion, NewTask, Op, Outcome, Task, TaskState
 from engine.state import TaskQueue, open_state
 from tests.pg.cluster import PgCluster
 
@@ -194,6 +195,107 @@ class QueueContract:
         await queue.enqueue([new("a", version="v2")])
         (a2,) = await queue.claim(["p1"], 10, 60)
         assert a2.version_id == "v2"
+
+    async def test_parked_tasks_keep_their_reason_code(self, queue: TaskQueue) -> None:
+        await queue.enqueue([new("a"), new("b")])
+        a, b = await queue.claim(["p1"], 2, 60)
+        await queue.retry_later(a, "HTTP 503", "retryable", time.time() + 60, code="HTTP503")
+        await queue.fail(b, "no bucket", "permanent", code="NoSuchBucket")
+        parked = {t.key: t for t in await queue.tasks("p1", [TaskState.FAILED, TaskState.RETRYING])}
+        assert parked["a"].cause == Cause("p1", Op.PUT, "retryable", "HTTP503")
+        assert parked["b"].cause == Cause("p1", Op.PUT, "permanent", "NoSuchBucket")
+
+    async def test_tasks_of_key_are_every_state_of_exactly_that_key(self, queue: TaskQueue) -> None:
+        await queue.enqueue([new("a", version="v1"), new("b"), new("a/b"), new("ab")])
+        await queue.enqueue([new("a", policy="p2"), new("a", policy="p3")])
+        (first, _) = await queue.claim(["p1"], 2, 60)  # a v1 and b
+        await queue.fail(first, "boom", "permanent", code="X")
+        await queue.enqueue([new("a", version="v2")])
+        found = await queue.tasks_of_key(["p1", "p2"], "a")
+        assert [(t.policy, t.version_id, t.state) for t in found] == [
+            ("p1", "v1", TaskState.FAILED),
+            ("p2", "v1", TaskState.PENDING),
+            ("p1", "v2", TaskState.PENDING),
+        ]
+        assert [t.id for t in found] == sorted(t.id for t in found)
+        assert await queue.tasks_of_key([], "a") == []
+
+    async def test_ahead_is_what_claims_take_before_the_task(self, queue: TaskQueue) -> None:
+        await queue.enqueue([new(f"k{i:02}") for i in range(12)])
+        await queue.enqueue([new(f"k{i:02}", policy="p2") for i in range(5)])
+        tasks = await every_task(queue, "p1")
+        assert [await queue.ahead(t) for t in tasks[:3]] == [0, 1, 2]
+        (held,) = await queue.claim(["p1"], 1, 60)
+        await queue.retry_later(held, "later", "retryable", time.time() + 3600)
+        await queue.claim(["p1"], 2, 60)
+        target = tasks[8]
+        n = await queue.ahead(target)
+        assert n == 5  # k03..k07: k00 backs off for an hour, k01 and k02 are leased
+        taken = await queue.claim(["p1"], n, 60)
+        assert target.id not in {t.id for t in taken}
+        assert [t.id for t in await queue.claim(["p1"], 1, 60)] == [target.id]
+
+    async def parked_mix(self, queue: TaskQueue) -> dict[Cause, list[Task]]:
+        """Three causes over two policies (one of them retrying), among pending tasks."""
+        await queue.enqueue([new(f"n{i}", size=3) for i in range(7)])
+        await queue.enqueue([new(f"n{i}", policy="p2", size=5) for i in range(4)])
+        await queue.enqueue([new(f"pending{i}") for i in range(5)])
+        for policy, n, code in (("p1", 5, "NoSuchBucket"), ("p1", 2, "AccessDenied")):
+            for t in await queue.claim([policy], n, 60):
+                await queue.fail(t, f"PUT {t.key}: {code}", "permanent", code=code)
+        for t in await queue.claim(["p2"], 4, 60):
+            await queue.retry_later(t, "HTTP 503", "retryable", time.time() + 600, "HTTP503")
+        groups: dict[Cause, list[Task]] = {}
+        for policy in ("p1", "p2"):
+            for t in await every_task(queue, policy):
+                if t.state in (TaskState.FAILED, TaskState.RETRYING):
+                    groups.setdefault(t.cause, []).append(t)
+        return groups
+
+    async def test_failure_groups_sum_parked_tasks_by_cause(self, queue: TaskQueue) -> None:
+        expected = await self.parked_mix(queue)
+        groups = await queue.failure_groups()
+        assert [g.count for g in groups] == sorted((g.count for g in groups), reverse=True)
+        assert Counter({g.cause: g.count for g in groups}) == Counter(
+            {cause: len(tasks) for cause, tasks in expected.items()}
+        )
+        for g in groups:
+            tasks = expected[g.cause]
+            assert g.bytes == sum(t.size for t in tasks)
+            assert g.failed == sum(t.state is TaskState.FAILED for t in tasks)
+            assert g.example_key in {t.key for t in tasks}
+            assert g.first_seen <= g.last_seen <= time.time()
+        assert {g.cause.policy for g in await queue.failure_groups("p2")} == {"p2"}
+        assert await queue.failure_groups("nobody") == []
+
+    async def test_tasks_of_a_cause_page_through_its_parked_tasks(self, queue: TaskQueue) -> None:
+        expected = await self.parked_mix(queue)
+        for cause, tasks in expected.items():
+            seen: list[Task] = []
+            while page := await queue.tasks(None, (), 2, seen[-1].id if seen else 0, cause=cause):
+                seen += page
+            assert [t.id for t in seen] == [t.id for t in tasks]
+        cause = next(iter(expected))
+        assert await queue.tasks("p2" if cause.policy == "p1" else "p1", cause=cause) == []
+
+    async def test_replicas_of_key_are_exactly_that_keys_rows(self, queue: TaskQueue) -> None:
+        await queue.enqueue([new("a", version="v1"), new("a", version="v2"), new("ab")])
+        done = await queue.claim(["p1"], 10, 60)
+        await queue.complete(
+            [
+                Completion(t, Outcome.REPLICATED, target_version="t-" + t.version_id)
+                for t in done
+                if t.version_id == "v1"
+            ]
+        )
+        later = [t for t in done if t.version_id == "v2"]
+        await queue.complete([Completion(t, Outcome.SKIPPED, target_version="") for t in later])
+        rows = await queue.replicas_of_key("p1", "a")
+        assert [(r.key, r.source_version, r.target_version) for r in rows] == [
+            ("a", "v1", "t-v1"),
+            ("a", "v2", None),
+        ]
+        assert await queue.replicas_of_key("p2", "a") == []
 
 
 class TestSQLiteQueue(QueueContract):

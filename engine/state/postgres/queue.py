@@ -1,9 +1,9 @@
 """PostgreSQL backend of the queue, for several engine processes on several machines.
 
-A claim is one statement: the oldest ready task of each key not in flight,
+A claim is one statement (`_CLAIM`): ready tasks of keys not in flight,
 `FOR UPDATE SKIP LOCKED` (claimers never wait on each other's rows), then a
 `busy` row per key with ON CONFLICT DO NOTHING (the primary key settles two
-nodes racing for one key), then the lease. Leases belong to a node: its
+nodes racing for one key), then the lease on each key's run of versions. Leases belong to a node: its
 heartbeat (engine/state/postgres/nodes.py) renews them, and `recover` hands
 back those of nodes no longer heard from. Counters follow by trigger
 (engine/state/postgres/schema.py).
@@ -16,20 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
-from engine.model import Attempt, Completion, Counts, NewTask, Op, Outcome, Task, TaskState
+from engine.model import Completion, NewTask, Op, Outcome, Task, TaskState
 from engine.state.postgres.database import Database, changed
+from engine.state.postgres.reads import COLUMNS, QueueReads, task_of
 from engine.state.postgres.schema import CHANNEL, NOW, SHARDS
 from engine.state.postgres.wakeups import Wakeups
-from engine.state.queue import Replica, TaskQueue
-
-# In the field order of engine.model.Task, so a row maps to a Task positionally.
-_FIELDS = (
-    "policy, key, version_id, op, size, etag, src_mtime, seq, target_version, target_has_key, "
-    "id, state, attempts, next_at, last_error, error_class, created_at, updated_at, error_code"
-)
-_COLUMNS = ", ".join(f"t.{name.strip()}" for name in _FIELDS.split(","))
-_OPS = {op.value: op for op in Op}
-_STATES = {state.value: state for state in TaskState}
+from engine.state.queue import TaskQueue
 
 # A node is live while it heartbeats; an in-flight task is held while its lease runs
 # and its node is live. Anything else is handed back by `recover`.
@@ -38,13 +30,6 @@ _LIVE = f"SELECT id FROM nodes WHERE stopped_at IS NULL AND heartbeat_at + lease
 
 async def _nothing() -> None:
     return None
-
-
-def _task(row: asyncpg.Record) -> Task:
-    values = list(row.values())
-    values[3] = _OPS[values[3]]
-    values[11] = _STATES[values[11]]
-    return Task(*values)
 
 
 def columns(tasks: Sequence[NewTask]) -> list[list[object]]:
@@ -88,16 +73,40 @@ def insert_sql(condition: str, resync: str = "0") -> str:
     )
 
 
+# Per policy: the oldest ready tasks of keys not in flight, locked (SKIP LOCKED: never
+# waiting on another claimer); of those, each key's run that no older ready task outside
+# this batch precedes (another node may have locked that one: it goes first); then one
+# busy row per key, which only one claimer can insert; then the lease on the key's run.
+_CLAIM = (
+    "WITH ready AS (SELECT t.id, t.policy, t.key FROM tasks t "
+    "WHERE t.policy = $1 AND t.state IN ('pending', 'retrying') AND t.next_at <= $2 "
+    "AND NOT EXISTS (SELECT 1 FROM busy b WHERE b.policy = t.policy AND b.key = t.key) "
+    "ORDER BY t.next_at, t.id LIMIT $3 FOR UPDATE OF t SKIP LOCKED), "
+    "runs AS (SELECT r.* FROM ready r WHERE NOT EXISTS (SELECT 1 FROM tasks o "
+    "WHERE o.policy = r.policy AND o.key = r.key AND o.id < r.id "
+    "AND o.state IN ('pending', 'retrying') AND o.next_at <= $2 "
+    "AND o.id NOT IN (SELECT id FROM ready))), "
+    "heads AS (SELECT DISTINCT ON (policy, key) policy, key, id FROM runs "
+    "ORDER BY policy, key, id), "
+    "held AS (INSERT INTO busy (policy, key, task_id) SELECT policy, key, id FROM heads "
+    "ORDER BY key ON CONFLICT DO NOTHING RETURNING policy, key) "
+    "UPDATE tasks t SET state = 'in-flight', attempts = t.attempts + 1, "
+    f"updated_at = $2, lease_until = {NOW} + $4, claimed_by = $5 "
+    "FROM runs JOIN held ON held.policy = runs.policy AND held.key = runs.key "
+    f"WHERE t.id = runs.id RETURNING {COLUMNS}"
+)
+
+
 async def notify(conn: asyncpg.Connection) -> None:
     """Tell idle nodes there is work (delivered at commit, once per transaction)."""
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
-class PostgresQueue(TaskQueue):
+class PostgresQueue(QueueReads, TaskQueue):
     """The queue in the shared database; `node` names this process's leases."""
 
     def __init__(self, db: Database, node: str, wakeups: Wakeups) -> None:
-        self._db = db
+        super().__init__(db)
         self.node = node
         self._wakeups = wakeups
         self.joined: Callable[[], Awaitable[None]] = _nothing  # a claimer joins the cluster
@@ -135,26 +144,14 @@ class PostgresQueue(TaskQueue):
                 if len(tasks) >= limit:
                     break
                 rows = await conn.fetch(
-                    "WITH ready AS (SELECT t.id, t.policy, t.key FROM tasks t "
-                    "WHERE t.policy = $1 AND t.state IN ('pending', 'retrying') AND t.next_at <= $2 "
-                    "AND NOT EXISTS (SELECT 1 FROM busy b WHERE b.policy = t.policy AND b.key = t.key) "
-                    "AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.policy = t.policy "
-                    "AND o.key = t.key AND o.id < t.id AND o.state IN ('pending', 'retrying') "
-                    "AND o.next_at <= $2) "
-                    "ORDER BY t.next_at, t.id LIMIT $3 FOR UPDATE OF t SKIP LOCKED), "
-                    "held AS (INSERT INTO busy (policy, key, task_id) "
-                    "SELECT policy, key, id FROM ready ORDER BY key ON CONFLICT DO NOTHING "
-                    "RETURNING task_id) "
-                    "UPDATE tasks t SET state = 'in-flight', attempts = t.attempts + 1, "
-                    f"updated_at = $2, lease_until = {NOW} + $4, claimed_by = $5 "
-                    f"FROM held WHERE t.id = held.task_id RETURNING {_COLUMNS}",
+                    _CLAIM,
                     policy,
                     now,
                     limit - len(tasks),
                     lease_seconds,
                     self.node,
                 )
-                tasks.extend(_task(r) for r in rows)
+                tasks.extend(task_of(r) for r in rows)
         tasks.sort(key=lambda t: (t.next_at, t.id))
         return tasks
 
@@ -323,115 +320,6 @@ class PostgresQueue(TaskQueue):
             return changed(status)
 
         return await self._db.tx(work)
-
-    async def parked(self, ids: Sequence[int], policy: str | None = None) -> set[int]:
-        rows = await self._db.rows(
-            "SELECT id FROM tasks WHERE id = ANY($1::bigint[]) AND state IN ('failed', 'retrying') "
-            "AND ($2::text IS NULL OR policy = $2)",
-            list(set(ids)),
-            policy,
-        )
-        return {r["id"] for r in rows}
-
-    async def counts(self) -> dict[str, Counts]:
-        fields: dict[str, dict[str, float | int | None]] = {}
-        async with self._db.pool.acquire() as conn:
-            for row in await conn.fetch(
-                "SELECT policy, state, sum(count) AS n, sum(bytes) AS b FROM counters "
-                "GROUP BY policy, state"
-            ):
-                name = row["state"].replace("-", "_")
-                fields.setdefault(row["policy"], {})[name] = int(row["n"])
-                fields[row["policy"]][name + "_bytes"] = int(row["b"])
-            for row in await conn.fetch(
-                "SELECT policy, sum(replicated) AS r, sum(replicated_bytes) AS rb, "
-                "sum(skipped) AS s FROM totals GROUP BY policy"
-            ):
-                fields.setdefault(row["policy"], {}).update(
-                    replicated=int(row["r"]), replicated_bytes=int(row["rb"]), skipped=int(row["s"])
-                )
-            for policy, entry in fields.items():
-                entry["oldest_pending_at"] = await conn.fetchval(
-                    "SELECT min(created_at) FROM tasks WHERE policy = $1 AND state = 'pending'",
-                    policy,
-                )
-        return {p: Counts(**entry) for p, entry in fields.items()}  # type: ignore[arg-type]
-
-    async def tasks(
-        self,
-        policy: str | None = None,
-        states: Sequence[TaskState] = (),
-        limit: int = 100,
-        after: int = 0,
-        query: str = "",
-        descending: bool = False,
-    ) -> list[Task]:
-        where: list[str] = []
-        args: list[object] = []
-
-        def arg(value: object) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        if after:
-            where.append(f"t.id {'<' if descending else '>'} {arg(after)}")
-        if query:
-            needle = arg(query.lower())
-            where.append(
-                f"(strpos(lower(t.key), {needle}) > 0 OR strpos(lower(t.last_error), {needle}) > 0)"
-            )
-        if policy:
-            where.append(f"t.policy = {arg(policy)}")
-        if states:
-            where.append(f"t.state = ANY({arg([s.value for s in states])}::text[])")
-        sql = (
-            f"SELECT {_COLUMNS} FROM tasks t WHERE {' AND '.join(where) or 'TRUE'} "
-            f"ORDER BY t.id {'DESC' if descending else ''} LIMIT {arg(limit)}"
-        )
-        return [_task(r) for r in await self._db.rows(sql, *args)]
-
-    async def replicas(
-        self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
-    ) -> list[Replica]:
-        if not policies:
-            return []
-        rows = await self._db.rows(
-            "SELECT key, source_version, target_version, src_mtime, seq FROM replicas "
-            "WHERE policy = ANY($1::text[]) AND key > $2 AND ($3::text IS NULL OR key <= $3) "
-            "ORDER BY key LIMIT $4",
-            list(policies),
-            low,
-            high,
-            None if limit < 0 else limit,
-        )
-        return [Replica(*r.values()) for r in rows]
-
-    async def attempts(self, task_id: int) -> list[Attempt]:
-        rows = await self._db.rows(
-            "SELECT n, at, kind, error FROM attempts WHERE task_id = $1 ORDER BY n", task_id
-        )
-        return [Attempt(*r.values()) for r in rows]
-
-    async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:
-        return await self._db.value(
-            "SELECT target_version FROM replicas WHERE policy = $1 AND key = $2 "
-            "AND source_version = $3",
-            policy,
-            key,
-            source_version,
-        )
-
-    async def newest_replicas(
-        self, policy: str, keys: Sequence[str]
-    ) -> dict[str, tuple[float, int]]:
-        rows = await self._db.rows(
-            "SELECT DISTINCT ON (key) key, src_mtime, seq FROM replicas WHERE policy = $1 "
-            "AND key = ANY($2::text[]) AND target_version IS NOT NULL "
-            "ORDER BY key, src_mtime DESC, seq DESC",
-            policy,
-            sorted(set(keys)),
-        )
-        return {r["key"]: (r["src_mtime"], r["seq"]) for r in rows}
 
     async def drop_policy(self, policy: str) -> None:
         async def work(conn: asyncpg.Connection) -> None:

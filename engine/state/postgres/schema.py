@@ -2,10 +2,11 @@
 
 What differs from engine/state/sqlite/database.py, and why:
 
-* `busy` holds one row per key with a task in flight, cluster-wide. A claim
+* `busy` holds one row per key with tasks in flight, cluster-wide. A claim
   inserts it with ON CONFLICT DO NOTHING: the primary key, not a snapshot,
   decides, so two nodes claiming two versions of one key at once cannot both
-  win (a NOT EXISTS alone would let both see "nothing in flight").
+  win (a NOT EXISTS alone would let both see "nothing in flight"). The row
+  goes when the key's last in-flight task leaves that state.
 * Counters are sharded by backend (`pg_backend_pid() % 16`) and kept by
   statement-level triggers over transition tables: concurrent writers touch
   different counter rows, each statement adds one aggregated delta per
@@ -36,6 +37,15 @@ SET count = counters.count + excluded.count, bytes = counters.bytes + excluded.b
 def _count(delta: str) -> str:
     """Add one statement's aggregated counter deltas to this backend's shard."""
     return _COUNT.replace("{delta}", delta)
+
+
+def _free(left: str) -> str:
+    """Drop the busy rows of keys whose last in-flight task just left that state."""
+    return (
+        f"DELETE FROM busy b USING ({left}) AS g WHERE b.policy = g.policy AND b.key = g.key "
+        "AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.policy = g.policy AND t.key = g.key "
+        "AND t.state = 'in-flight')"
+    )
 
 
 _MOVED = "FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE o.state <> n.state"
@@ -73,11 +83,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX tasks_state ON tasks (policy, state, created_at)",
         "CREATE INDEX tasks_leased ON tasks (claimed_by, lease_until) WHERE state = 'in-flight'",
         "CREATE INDEX tasks_parked ON tasks (id) WHERE state IN ('failed', 'retrying')",
+        """CREATE INDEX tasks_causes ON tasks (policy, op, error_class, error_code, id)
+            WHERE state IN ('failed', 'retrying')""",
         "CREATE INDEX tasks_resync ON tasks (resync, state) WHERE resync <> 0",
         """CREATE TABLE busy (
             policy TEXT NOT NULL, key TEXT COLLATE "C" NOT NULL, task_id BIGINT NOT NULL,
             PRIMARY KEY (policy, key))""",
-        "CREATE INDEX busy_task ON busy (task_id)",
         """CREATE TABLE counters (
             policy TEXT NOT NULL, state TEXT NOT NULL, shard INTEGER NOT NULL,
             count BIGINT NOT NULL DEFAULT 0, bytes BIGINT NOT NULL DEFAULT 0,
@@ -94,8 +105,12 @@ MIGRATIONS: list[list[str]] = [
         BEGIN {_count("SELECT policy, state, 1 AS n, size AS b FROM new_rows")}; RETURN NULL; END $$""",
         f"""CREATE FUNCTION ml_counted_move() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          DELETE FROM busy USING old_rows o JOIN new_rows n ON n.id = o.id
-            WHERE busy.task_id = o.id AND o.state = 'in-flight' AND n.state <> 'in-flight';
+          {
+            _free(
+                "SELECT o.policy, o.key FROM old_rows o JOIN new_rows n ON n.id = o.id "
+                "WHERE o.state = 'in-flight' AND n.state <> 'in-flight'"
+            )
+        };
           {
             _count(
                 f"SELECT o.policy, o.state, -1 AS n, -o.size AS b {_MOVED} "
@@ -106,7 +121,7 @@ MIGRATIONS: list[list[str]] = [
         END $$""",
         f"""CREATE FUNCTION ml_counted_out() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-          DELETE FROM busy USING old_rows o WHERE busy.task_id = o.id AND o.state = 'in-flight';
+          {_free("SELECT policy, key FROM old_rows WHERE state = 'in-flight'")};
           {_count("SELECT policy, state, -1 AS n, -size AS b FROM old_rows")};
           RETURN NULL;
         END $$""",

@@ -120,6 +120,14 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tasks ADD COLUMN resync INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX tasks_resync ON tasks(resync, state) WHERE resync != 0",
     ],
+    [
+        # The last error's reason code (engine.errors.reason_code), so parked tasks group
+        # by cause; the partial index holds parked rows only, in cause order, so grouping
+        # and paging one cause cost the number of failures, never the pending backlog.
+        "ALTER TABLE tasks ADD COLUMN error_code TEXT NOT NULL DEFAULT ''",
+        """CREATE INDEX tasks_causes ON tasks(policy, op, error_class, error_code, id)
+            WHERE state IN ('failed', 'retrying')""",
+    ],
 ]
 
 

@@ -12,19 +12,10 @@ from collections.abc import Sequence
 
 import aiosqlite
 
-from engine.model import Attempt, Completion, Counts, NewTask, Op, Outcome, Task, TaskState
-from engine.state.queue import Replica, TaskQueue
+from engine.model import Completion, NewTask, Op, Outcome, Task, TaskState
+from engine.state.queue import TaskQueue
 from engine.state.sqlite.database import Database
-
-# In the field order of engine.model.Task, so a row maps to a Task positionally.
-_COLUMNS = (
-    "policy, key, version_id, op, size, etag, src_mtime, seq, target_version, target_has_key, "
-    "id, state, attempts, next_at, last_error, error_class, created_at, updated_at"
-)
-
-
-_OPS = {op.value: op for op in Op}
-_STATES = {state.value: state for state in TaskState}
+from engine.state.sqlite.reads import COLUMNS, QueueReads, task_of
 
 
 def _row(t: NewTask, now: float) -> tuple[object, ...]:
@@ -44,19 +35,11 @@ def _row(t: NewTask, now: float) -> tuple[object, ...]:
     )
 
 
-def _task(row: tuple) -> Task:  # type: ignore[type-arg]
-    values = list(row)
-    values[3] = _OPS[values[3]]
-    values[9] = bool(values[9])
-    values[11] = _STATES[values[11]]
-    return Task(*values)
-
-
-class SQLiteQueue(TaskQueue):
+class SQLiteQueue(QueueReads, TaskQueue):
     """The queue in the state database (see engine/db.py for the schema)."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
+        super().__init__(db)
         self._tx = db.tx
 
     async def enqueue(self, tasks: Sequence[NewTask]) -> int:
@@ -111,10 +94,10 @@ class SQLiteQueue(TaskQueue):
                     "AND next_at <= ? AND NOT EXISTS (SELECT 1 FROM tasks AS busy WHERE "
                     "busy.policy = tasks.policy AND busy.key = tasks.key "
                     "AND busy.state = 'in-flight') "
-                    f"ORDER BY next_at, id LIMIT ?) RETURNING {_COLUMNS}",
+                    f"ORDER BY next_at, id LIMIT ?) RETURNING {COLUMNS}",
                     (now + lease_seconds, now, policy, now, limit - len(tasks)),
                 ) as cur:
-                    tasks.extend(_task(tuple(r)) for r in await cur.fetchall())
+                    tasks.extend(task_of(tuple(r)) for r in await cur.fetchall())
         tasks.sort(key=lambda t: (t.next_at, t.id))
         return tasks
 
@@ -189,14 +172,16 @@ class SQLiteQueue(TaskQueue):
                 ],
             )
 
-    async def retry_later(self, task: Task, error: str, error_class: str, at: float) -> None:
-        await self._park(task, TaskState.RETRYING, error, error_class, at)
+    async def retry_later(
+        self, task: Task, error: str, error_class: str, at: float, code: str = ""
+    ) -> None:
+        await self._park(task, TaskState.RETRYING, error, error_class, code, at)
 
-    async def fail(self, task: Task, error: str, error_class: str) -> None:
-        await self._park(task, TaskState.FAILED, error, error_class, 0.0)
+    async def fail(self, task: Task, error: str, error_class: str, code: str = "") -> None:
+        await self._park(task, TaskState.FAILED, error, error_class, code, 0.0)
 
     async def _park(
-        self, task: Task, state: TaskState, error: str, error_class: str, at: float
+        self, task: Task, state: TaskState, error: str, error_class: str, code: str, at: float
     ) -> None:
         now = time.time()
         async with self._tx() as conn:
@@ -204,8 +189,8 @@ class SQLiteQueue(TaskQueue):
                 # target_has_key: the failed try may have landed (a reply lost on the
                 # way back): the next one looks at the target before copying again.
                 "UPDATE tasks SET state = ?, next_at = ?, lease_until = 0, last_error = ?, "
-                "error_class = ?, updated_at = ?, target_has_key = 1 WHERE id = ?",
-                (state.value, at, error, error_class, now, task.id),
+                "error_class = ?, error_code = ?, updated_at = ?, target_has_key = 1 WHERE id = ?",
+                (state.value, at, error, error_class, code, now, task.id),
             )
             # Numbered in sequence, not by the task's attempt count: a retry by an
             # operator resets that count, the history goes on.
@@ -250,125 +235,6 @@ class SQLiteQueue(TaskQueue):
                 args,
             )
             return cur.rowcount
-
-    async def parked(self, ids: Sequence[int], policy: str | None = None) -> set[int]:
-        found: set[int] = set()
-        wanted = sorted(set(ids))
-        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-            chunk = wanted[start : start + 500]
-            rows = await self._db.rows(
-                f"SELECT id FROM tasks WHERE id IN ({','.join('?' * len(chunk))}) "
-                "AND state IN ('failed', 'retrying')" + (" AND policy = ?" if policy else ""),
-                [*chunk, *([policy] if policy else [])],
-            )
-            found |= {r[0] for r in rows}
-        return found
-
-    async def counts(self) -> dict[str, Counts]:
-        fields: dict[str, dict[str, float | int | None]] = {}
-        async with self._db.conn.execute("SELECT policy, state, count, bytes FROM counters") as cur:
-            for row in await cur.fetchall():
-                name = row["state"].replace("-", "_")
-                fields.setdefault(row["policy"], {})[name] = row["count"]
-                fields[row["policy"]][name + "_bytes"] = row["bytes"]
-        async with self._db.conn.execute("SELECT * FROM totals") as cur:
-            for row in await cur.fetchall():
-                entry = fields.setdefault(row["policy"], {})
-                entry.update(
-                    replicated=row["replicated"],
-                    replicated_bytes=row["replicated_bytes"],
-                    skipped=row["skipped"],
-                )
-        for policy, entry in fields.items():
-            async with self._db.conn.execute(
-                "SELECT MIN(created_at) FROM tasks WHERE policy = ? AND state = 'pending'",
-                (policy,),
-            ) as cur:
-                row = await cur.fetchone()
-            entry["oldest_pending_at"] = row[0] if row else None
-        return {p: Counts(**entry) for p, entry in fields.items()}  # type: ignore[arg-type]
-
-    async def tasks(
-        self,
-        policy: str | None = None,
-        states: Sequence[TaskState] = (),
-        limit: int = 100,
-        after: int = 0,
-        query: str = "",
-        descending: bool = False,
-    ) -> list[Task]:
-        where: list[str] = []
-        args: list[object] = []
-        if after:
-            where.append("id < ?" if descending else "id > ?")
-            args.append(after)
-        if query:
-            # Substring of the key or the error, case-insensitive, like `/` in less.
-            where.append("(instr(lower(key), ?) > 0 OR instr(lower(last_error), ?) > 0)")
-            args += [query.lower()] * 2
-        if policy:
-            where.append("policy = ?")
-            args.append(policy)
-        if states:
-            where.append(f"state IN ({','.join('?' * len(states))})")
-            args.extend(s.value for s in states)
-            if set(states) <= {TaskState.FAILED, TaskState.RETRYING}:
-                # Spelled as in the partial index tasks_parked, so SQLite uses it: a
-                # page of failures costs the same under a backlog of millions.
-                where.append("state IN ('failed', 'retrying')")
-        sql = (
-            f"SELECT {_COLUMNS} FROM tasks WHERE {' AND '.join(where) or '1'} "
-            f"ORDER BY id {'DESC' if descending else ''} LIMIT ?"
-        )
-        async with self._db.conn.execute(sql, (*args, limit)) as cur:
-            return [_task(tuple(r)) for r in await cur.fetchall()]
-
-    async def replicas(
-        self, policies: Sequence[str], low: str, high: str | None, limit: int = -1
-    ) -> list[Replica]:
-        if not policies:
-            return []
-        marks = ",".join("?" * len(policies))
-        sql = (
-            "SELECT key, source_version, target_version, src_mtime, seq FROM replicas "
-            f"WHERE policy IN ({marks}) AND key > ?"
-        )
-        args: list[object] = [*policies, low]
-        if high is not None:
-            sql += " AND key <= ?"
-            args.append(high)
-        async with self._db.conn.execute(sql + " ORDER BY key LIMIT ?", [*args, limit]) as cur:
-            return [Replica(*row) for row in await cur.fetchall()]
-
-    async def attempts(self, task_id: int) -> list[Attempt]:
-        rows = await self._db.rows(
-            "SELECT n, at, kind, error FROM attempts WHERE task_id = ? ORDER BY n", (task_id,)
-        )
-        return [Attempt(*row) for row in rows]
-
-    async def replica_of(self, policy: str, key: str, source_version: str) -> str | None:
-        rows = await self._db.rows(
-            "SELECT target_version FROM replicas WHERE policy = ? AND key = ? "
-            "AND source_version = ?",
-            (policy, key, source_version),
-        )
-        return rows[0][0] if rows else None
-
-    async def newest_replicas(
-        self, policy: str, keys: Sequence[str]
-    ) -> dict[str, tuple[float, int]]:
-        newest: dict[str, tuple[float, int]] = {}
-        unique = sorted(set(keys))
-        for i in range(0, len(unique), 500):
-            part = unique[i : i + 500]
-            async with self._db.conn.execute(
-                "SELECT key, src_mtime, seq FROM replicas WHERE policy = ? "
-                f"AND key IN ({','.join('?' * len(part))}) AND target_version IS NOT NULL",
-                (policy, *part),
-            ) as cur:
-                for key, mtime, seq in await cur.fetchall():
-                    newest[key] = max(newest.get(key, (mtime, seq)), (mtime, seq))
-        return newest
 
     async def drop_policy(self, policy: str) -> None:
         async with self._tx() as conn:
