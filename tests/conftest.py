@@ -30,7 +30,7 @@ from engine.replication.transfer import TransferContext, execute
 from engine.s3.client import S3Client
 from engine.state.sqlite.database import Database, open_db
 from engine.state.sqlite.queue import SQLiteQueue
-from tests.pg.cluster import PgCluster, missing
+from engine.demo.postgres import PgCluster, missing
 
 MIRRORLINE = [sys.executable, "-m", "engine.cli"]
 _bucket_numbers = itertools.count(1)

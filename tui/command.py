@@ -238,6 +238,11 @@ def demo(
     --duration seconds (with --faults, a scripted cut, latency and resets), and
     ends with a verify of the target.
     """
+    if ctx.queue:
+        raise UserError(
+            "the demo runs on its own throwaway state dir, not on a shared queue "
+            "(--queue/$MIRRORLINE_QUEUE is for run, tui and replicate)"
+        )
     root = demo_root(ctx)
     if not headless:
         scripted = [

@@ -15,7 +15,7 @@ import signal
 from typing import Any
 
 from tests.conftest import Pair, eventually
-from tests.pg.cluster import PgCluster
+from engine.demo.postgres import PgCluster
 
 OBJECTS = 240
 HOT_WRITES = 12

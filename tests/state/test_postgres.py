@@ -17,7 +17,7 @@ from engine.model import Completion, NewTask, Op, Outcome, Task
 from engine.state import State, open_state
 from engine.state.postgres.queue import PostgresQueue
 from tests.conftest import until
-from tests.pg.cluster import PgCluster
+from engine.demo.postgres import PgCluster
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 
 from engine.model import Cause, Completion, NewTask, Op, Outcome, Task, TaskState
 from engine.state import TaskQueue, open_state
-from tests.pg.cluster import PgCluster
+from engine.demo.postgres import PgCluster
 
 
 def new(key: str, policy: str = "p1", size: int = 10, version: str = "v1") -> NewTask:

@@ -13,7 +13,7 @@ from engine.model import Completion, NewTask, Op, Outcome
 from engine.policy import Policy
 from engine.state import State, open_state
 from engine.state.stores import ResyncStopped
-from tests.pg.cluster import PgCluster
+from engine.demo.postgres import PgCluster
 
 
 def policy(pid: str = "p1", priority: int = 1, bucket: str = "src") -> Policy:

@@ -90,7 +90,11 @@ async def connect(url: str) -> Database:
     dsn, _ = split_options(url)
     where = public_address(url)
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, command_timeout=60)
+        # JIT off: the planner cannot size the triggers' transition tables and would
+        # compile a 50-row statement for tens of milliseconds.
+        pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=8, command_timeout=60, server_settings={"jit": "off"}
+        )
     except (OSError, asyncpg.PostgresError, ValueError) as exc:
         raise UserError(f"cannot open the queue database {where}: {exc}") from None
     db = Database(pool, dsn, where)

@@ -216,13 +216,15 @@ class PostgresQueue(QueueReads, TaskQueue):
             for c in keep
             if c.task.op not in (Op.DELETE_VERSION, Op.METADATA)
         }
-        if mapped:
-            await conn.executemany(
+        if mapped:  # one statement for the batch: a round trip per row is most of the cost
+            rows = [(*k, *v) for k, v in sorted(mapped.items())]
+            await conn.execute(
                 "INSERT INTO replicas (policy, key, source_version, target_version, src_mtime, "
-                "seq) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (policy, key, source_version) "
+                "seq) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+                "$5::float8[], $6::int[]) ON CONFLICT (policy, key, source_version) "
                 "DO UPDATE SET target_version = excluded.target_version, "
                 "src_mtime = excluded.src_mtime, seq = excluded.seq",
-                [(*k, *v) for k, v in sorted(mapped.items())],
+                *(list(column) for column in zip(*rows, strict=True)),
             )
         await notify(conn)  # a key came free: its next version may be claimable
 

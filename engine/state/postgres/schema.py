@@ -80,6 +80,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX tasks_key ON tasks (policy, key, id)",
         """CREATE INDEX tasks_ready ON tasks (policy, next_at, id)
             WHERE state IN ('pending', 'retrying')""",
+        # A claim's "no older ready version of this key outside the batch": one range
+        # per candidate, never the backlog (tasks_ready would be read whole).
+        """CREATE INDEX tasks_ready_key ON tasks (policy, key, id)
+            WHERE state IN ('pending', 'retrying')""",
         "CREATE INDEX tasks_state ON tasks (policy, state, created_at)",
         "CREATE INDEX tasks_leased ON tasks (claimed_by, lease_until) WHERE state = 'in-flight'",
         "CREATE INDEX tasks_parked ON tasks (id) WHERE state IN ('failed', 'retrying')",

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for tests: initdb in a temporary dir, a free port.
+"""A throwaway PostgreSQL cluster (tests, benchmarks): initdb in a temporary dir, a free port.
 
 `initdb` refuses to run as root (and CI runs as root), so under root the
 cluster is created and run as the `postgres` user, in a directory it owns.
