@@ -23,6 +23,7 @@ from minio.error import S3Error
 from minio.versioningconfig import ENABLED, VersioningConfig
 
 from engine.aliases import Alias
+from engine.demo.postgres import PgCluster, missing
 from engine.demo.seaweed import SeaweedServer
 from engine.model import Op
 from engine.policy import Policy
@@ -30,7 +31,6 @@ from engine.replication.transfer import TransferContext, execute
 from engine.s3.client import S3Client
 from engine.state.sqlite.database import Database, open_db
 from engine.state.sqlite.queue import SQLiteQueue
-from engine.demo.postgres import PgCluster, missing
 
 MIRRORLINE = [sys.executable, "-m", "engine.cli"]
 _bucket_numbers = itertools.count(1)

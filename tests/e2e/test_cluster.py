@@ -14,10 +14,10 @@ import os
 import signal
 from typing import Any
 
-from tests.conftest import Pair, eventually
 from engine.demo.postgres import PgCluster
+from tests.conftest import Pair, eventually
 
-OBJECTS = 240
+OBJECTS = 150
 HOT_WRITES = 12
 
 

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from engine.demo.postgres import PgCluster
 from engine.model import Completion, NewTask, Op, Outcome, Task
 from engine.state import State, open_state
 from engine.state.postgres.queue import PostgresQueue
 from tests.conftest import until
-from engine.demo.postgres import PgCluster
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from engine.demo.postgres import PgCluster
 from engine.model import Cause, Completion, NewTask, Op, Outcome, Task, TaskState
 from engine.state import TaskQueue, open_state
-from engine.demo.postgres import PgCluster
 
 
 def new(key: str, policy: str = "p1", size: int = 10, version: str = "v1") -> NewTask:

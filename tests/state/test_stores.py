@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from engine.demo.postgres import PgCluster
 from engine.errors import MissingError, UserError
 from engine.model import Completion, NewTask, Op, Outcome
 from engine.policy import Policy
 from engine.state import State, open_state
 from engine.state.stores import ResyncStopped
-from engine.demo.postgres import PgCluster
 
 
 def policy(pid: str = "p1", priority: int = 1, bucket: str = "src") -> Policy:

@@ -90,8 +90,8 @@ async def connect(url: str) -> Database:
     dsn, _ = split_options(url)
     where = public_address(url)
     try:
-        # JIT off: the planner cannot size the triggers' transition tables and would
-        # compile a 50-row statement for tens of milliseconds.
+        # JIT off: every statement here is short, and the planner cannot size the
+        # triggers' transition tables, so a cost estimate could pay for a compile.
         pool = await asyncpg.create_pool(
             dsn, min_size=1, max_size=8, command_timeout=60, server_settings={"jit": "off"}
         )
