@@ -12,8 +12,10 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from engine.errors import MirrorlineError
 from engine.service import Service
@@ -32,11 +34,16 @@ class Context:
         self.queue = queue  # postgresql://...: the shared state (aliases stay in state_dir)
 
 
-def _set_queue(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+def _set_queue(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value:
         scheme = value.partition("://")[0]
         if scheme not in ("postgresql", "postgres"):
-            raise click.BadParameter("expected postgresql://USER@HOST:PORT/DB", ctx, _)
+            raise click.BadParameter("expected postgresql://USER@HOST:PORT/DB", ctx, param)
+        typed = ctx.get_parameter_source("queue") is ParameterSource.COMMANDLINE
+        if typed and urlsplit(value).password:  # every user on the machine sees it in `ps`
+            raise click.BadParameter(
+                "put the password in ~/.pgpass or $PGPASSWORD, not on the command line", ctx, param
+            )
         ctx.ensure_object(Context).queue = value
 
 

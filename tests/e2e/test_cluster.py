@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from engine.demo.postgres import PgCluster
-from tests.conftest import Pair, eventually
+from tests.conftest import MIRRORLINE, Pair, eventually
 
 OBJECTS = 150
 HOT_WRITES = 12
@@ -83,3 +85,22 @@ def test_three_nodes_share_the_work_and_survive_losing_one(pair: Pair, pg: PgClu
     assert target["hot"] == written[-1], "the newest of the hot key's versions is on top"
     for engine in survivors:
         assert pair.stop_engine(engine) == 0
+
+
+def test_a_queue_address_is_checked_and_its_password_never_shown(tmp_path: Path) -> None:
+    def ml(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = [*MIRRORLINE, "--state-dir", str(tmp_path), "replicate", "ls", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+        )
+
+    typed = ml("--queue", "postgresql://me:hunter2-secret@127.0.0.1:1/db")
+    assert typed.returncode == 1 and "~/.pgpass" in typed.stderr
+    unreachable = ml(env={"MIRRORLINE_QUEUE": "postgresql://me:hunter2-secret@127.0.0.1:1/db"})
+    assert unreachable.returncode == 1
+    assert "cannot open the queue database postgresql://me@127.0.0.1:1/db" in unreachable.stderr
+    wrong = ml("--queue", "mysql://me@db/x")
+    assert wrong.returncode == 1 and "expected postgresql://" in wrong.stderr
+    for result in (typed, unreachable, wrong):
+        assert "hunter2" not in result.stdout + result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
