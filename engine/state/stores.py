@@ -282,7 +282,6 @@ class State:
     _close: Callable[[], Awaitable[None]]
     nodes: NodeStore = field(default_factory=SoloNodes)
     leases: LeaseStore = field(default_factory=SoloLeases)
-    shared: bool = False  # several engines may run on it at once (no state-dir lock)
 
     _closed: bool = False
 

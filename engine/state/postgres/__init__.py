@@ -56,5 +56,4 @@ async def open_postgres(url: str, engine: bool = False) -> State:
         _close=close,
         nodes=membership,
         leases=PostgresLeases(db, node, lease),
-        shared=True,
     )
