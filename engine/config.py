@@ -14,6 +14,7 @@ import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from engine.errors import StateFileError, UserError
 from engine.retry import RetryPolicy
@@ -113,6 +114,20 @@ def read_token(path: Path) -> str:
     return token.decode("ascii")
 
 
+def public_address(url: str) -> str:
+    """The address without its password or options, for messages and `State.where`."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    user = f"{parts.username}@" if parts.username else ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
+
+
+def state_address(state_dir: Path, queue: str | None = None) -> str:
+    """Where the state lives: the shared queue database if given, else the state dir's file."""
+    return queue or str(state_dir / "mirrorline.db")
+
+
 @dataclass
 class EngineConfig:
     state_dir: Path
@@ -131,3 +146,8 @@ class EngineConfig:
     events: bool = True
     tag_sweep_rate: float = 50.0  # versions per second whose tags are compared (0: off)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    queue: str | None = None  # postgresql://...: a state several engines share (else state_dir)
+
+    @property
+    def state_address(self) -> str:
+        return state_address(self.state_dir, self.queue)

@@ -36,8 +36,8 @@ from engine.s3.client import S3Client
 from engine.s3.identity import place_of
 from engine.s3.origin import origin_of
 from engine.state import State, open_state
-from engine.telemetry.compose import Live, compose, publish
-from engine.telemetry.snapshot import Snapshot, Transfer
+from engine.telemetry.compose import Live, cluster_of, compose, publish
+from engine.telemetry.snapshot import Cluster, Snapshot, Transfer
 from engine.telemetry.stats import SLOT, Telemetry
 
 log = logging.getLogger("mirrorline.engine")
@@ -78,11 +78,12 @@ class Engine:
 
     async def run(self, stop: asyncio.Event | None = None, until_synced: bool = False) -> None:
         """Replicate until `stop` is set (or, with until_synced, until everything is copied)."""
-        self._state = state = await open_state(
-            ensure(self.config.state_dir) / "mirrorline.db", engine=True
-        )
+        ensure(self.config.state_dir)  # aliases and tokens stay in it, even with a shared queue
+        self._state = state = await open_state(self.config.state_address, engine=True)
         self.queue = state.queue
         self.store = state.policies
+        self.detector.leases = state.leases
+        self.queue.subscribe(self._work_queued)
         self.recorder = Recorder(self.queue, self._count)
         self.telemetry = Telemetry(state.telemetry, self.started_at)
         try:
@@ -96,7 +97,9 @@ class Engine:
             self._spawn(self.recorder.run())
             self._spawn(self._telemetry_loop())
             self._spawn(
-                ResyncRunner(state.resyncs, self.queue, self.policies, self.dispatchers).run()
+                ResyncRunner(
+                    state.resyncs, self.queue, self.policies, self.dispatchers, leases=state.leases
+                ).run()
             )
             attached = [asyncio.create_task(a(self, self._detach)) for a in self.attachments]
             waiters = [asyncio.create_task(e.wait()) for e in {stop or self._stop, self._stop}]
@@ -114,6 +117,11 @@ class Engine:
             await state.close()
         if self._fatal is not None:
             raise self._fatal
+
+    def _work_queued(self) -> None:
+        """Another process queued or freed work (a shared queue's NOTIFY): claim now."""
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake()
 
     def attach(self, *attachments: Attachment) -> None:
         """Serve more beside the engine; before `run` only."""
@@ -367,6 +375,20 @@ class Engine:
     def _downtimes(self) -> dict[str, float]:
         return {name: link.status().downtime_total for name, link in self.links.items()}
 
+    async def _cluster(self) -> Cluster | None:
+        """Report this node's figures, then read everyone's (nothing, where not shared)."""
+        nodes = self.state.nodes
+        rate = sum(p.rate.current_bytes for p in self.snapshot.policies) if self.snapshot else 0
+        ran = self.telemetry.policies.values()
+        await nodes.report(
+            self.config.workers,
+            rate,
+            sum(len(d.in_flight) for d in self.dispatchers.values()),
+            sum(t.run_objects for t in ran),
+            sum(t.run_bytes for t in ran),
+        )
+        return cluster_of(await nodes.all())
+
     async def refresh(self, running: bool = True) -> Snapshot:
         """Take a new snapshot: counters from the queue, everything else from memory."""
         await self.recorder.flush()
@@ -404,6 +426,7 @@ class Engine:
                 for pid, route in list(d.routes.items())
             },
             next_scans={pid: self.detector.next_scan_at(pid) for pid in self.policies},
+            cluster=await self._cluster(),
         )
         self.snapshot = compose(self.telemetry, self.all_policies, counts, self.paused, live, now)
         return self.snapshot

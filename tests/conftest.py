@@ -23,6 +23,7 @@ from minio.error import S3Error
 from minio.versioningconfig import ENABLED, VersioningConfig
 
 from engine.aliases import Alias
+from engine.demo.postgres import PgCluster, missing
 from engine.demo.seaweed import SeaweedServer
 from engine.model import Op
 from engine.policy import Policy
@@ -75,6 +76,23 @@ async def until(check: Callable[[], Any], seconds: float = 30.0) -> Any:
                 await asyncio.sleep(0.02)
     except TimeoutError:
         raise AssertionError(f"condition not met within {seconds}s; last: {last!r}") from None
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster for the session; tests take a schema each (`pg.fresh_url()`).
+
+    Skipped where PostgreSQL is not installed, unless $MIRRORLINE_REQUIRE_PG is set
+    (CI sets it: there, a skip would hide that the shared backend went untested).
+    """
+    reason = missing()
+    if reason:
+        if os.environ.get("MIRRORLINE_REQUIRE_PG"):
+            pytest.fail(f"PostgreSQL is required here: {reason}")
+        pytest.skip(reason)
+    cluster = PgCluster().start()
+    yield cluster
+    cluster.stop()
 
 
 def client_for(server: SeaweedServer) -> Minio:

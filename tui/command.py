@@ -99,7 +99,7 @@ def tui(
         where = f"attached to the engine at {found.url} (pid {found.pid})"
         app = Console(source, refresh=refresh, read_only=read_only, where=where)
     elif found is not None:
-        stored = run_async(LocalService.open(ctx.state_dir, actor="console"))
+        stored = run_async(LocalService.open(ctx.state_dir, actor="console", queue=ctx.queue))
         where = (
             f"engine pid {found.pid} runs without --listen: read-only; "
             "restart it with `mirrorline run --listen 127.0.0.1:7480` for actions"
@@ -107,7 +107,12 @@ def tui(
         app = Console(stored, refresh=refresh, read_only=True, where=where)
     else:
         embedded = EmbeddedEngine(
-            EngineConfig(state_dir=ctx.state_dir, workers=workers, scan_interval=scan_interval)
+            EngineConfig(
+                state_dir=ctx.state_dir,
+                workers=workers,
+                scan_interval=scan_interval,
+                queue=ctx.queue,
+            )
         )
         app = Console(
             embedded,
@@ -244,6 +249,11 @@ def demo(
     --duration seconds (with --faults, a scripted cut, latency and resets), and
     ends with a verify of the target.
     """
+    if ctx.queue:
+        raise UserError(
+            "the demo runs on its own throwaway state dir, not on a shared queue "
+            "(--queue/$MIRRORLINE_QUEUE is for run, tui and replicate)"
+        )
     root = demo_root(ctx)
     if not headless:
         scripted = [

@@ -12,8 +12,10 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
 from engine.cli.output import say
 from engine.cli.secrets import warn_on_argv
@@ -35,8 +37,44 @@ TOKEN_OPTION: dict[str, Any] = {
 class Context:
     """What every sub-command gets: where the state lives."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path = Path(), queue: str | None = None) -> None:
         self.state_dir = state_dir
+        self.queue = queue  # postgresql://...: the shared state (aliases stay in state_dir)
+
+
+def _set_queue(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        scheme = value.partition("://")[0]
+        if scheme not in ("postgresql", "postgres"):
+            raise click.BadParameter("expected postgresql://USER@HOST:PORT/DB", ctx, param)
+        typed = ctx.get_parameter_source("queue") is ParameterSource.COMMANDLINE
+        if typed and urlsplit(value).password:  # every user on the machine sees it in `ps`
+            raise click.BadParameter(
+                "put the password in ~/.pgpass or $PGPASSWORD, not on the command line", ctx, param
+            )
+        ctx.ensure_object(Context).queue = value
+
+
+def queue_option() -> click.Option:
+    """--queue URL (or $MIRRORLINE_QUEUE): the shared PostgreSQL state, on any command."""
+    return click.Option(
+        ["--queue"],
+        metavar="URL",
+        envvar="MIRRORLINE_QUEUE",
+        expose_value=False,
+        callback=_set_queue,
+        help="A PostgreSQL queue several engines share, e.g. postgresql://me@db:5432/mirrorline "
+        "(default: $MIRRORLINE_QUEUE; else the state dir's SQLite). The password goes in "
+        "~/.pgpass or $PGPASSWORD, never here.",
+    )
+
+
+def add_queue_option(command: click.Command) -> None:
+    """Give `command` and all its sub-commands --queue (`run --queue`, `replicate ls --queue`)."""
+    if not any(p.name == "queue" for p in command.params):
+        command.params.append(queue_option())
+    for sub in getattr(command, "commands", {}).values():
+        add_queue_option(sub)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -58,7 +96,7 @@ def with_local(ctx: Context, work: Callable[[LocalService], Awaitable[T]]) -> T:
     """Run `work` on the state dir: for what only a local service does (`alias set`)."""
     from engine.service.local import LocalService
 
-    return _using(lambda: LocalService.open(ctx.state_dir), work)
+    return _using(lambda: LocalService.open(ctx.state_dir, queue=ctx.queue), work)
 
 
 def with_service(

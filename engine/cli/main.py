@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from engine import config
-from engine.cli.context import Context, Group
+from engine.cli.context import Context, Group, add_queue_option
 
 # name -> (module, attribute). `compare`, `explain`, `resync` and `status` add their commands to
 # the `replicate` group, so loading `replicate` imports them too.
@@ -50,7 +50,9 @@ class LazyGroup(Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.commands and name in self.lazy:
             try:
-                self.add_command(self.lazy.pop(name)(), name)
+                command = self.lazy.pop(name)()
+                add_queue_option(command)  # every command takes --queue, wherever it lives
+                self.add_command(command, name)
             except Exception as exc:  # noqa: BLE001 - one broken command must not take all down
                 click.echo(f"mirrorline: warning: `{name}` is unavailable: {exc}", err=True)
                 return None
@@ -85,7 +87,7 @@ def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    ctx.obj = Context(config.resolve(state_dir))
+    ctx.ensure_object(Context).state_dir = config.resolve(state_dir)
 
 
 def main() -> None:
@@ -94,4 +96,5 @@ def main() -> None:
         cli.lazy[name] = _builtin(name)
     for entry in entry_points(group="mirrorline.commands"):
         cli.lazy[entry.name] = entry.load
+    add_queue_option(cli)
     cli(prog_name="mirrorline")

@@ -16,7 +16,7 @@ import click
 from engine.aliases import AliasBook
 from engine.cli.context import Context, run_async
 from engine.cli.runtime import run_engine_loop
-from engine.config import EngineConfig, api_token, ensure
+from engine.config import EngineConfig, api_token, ensure, public_address
 from engine.engine import Engine
 from engine.policy import Policy
 from engine.telemetry.snapshot import Snapshot
@@ -80,6 +80,7 @@ def run(
         scan_interval=scan_interval,
         events=not no_events,
         tag_sweep_rate=tag_sweep_rate,
+        queue=ctx.queue,
     )
     attachments = []
     if listen is not None:
@@ -102,7 +103,8 @@ def run(
         return engine.snapshot
 
     if not until_synced:
-        click.echo(f"mirrorline engine running on {ctx.state_dir} (Ctrl-C to stop)", err=True)
+        where = public_address(ctx.queue) if ctx.queue else ctx.state_dir
+        click.echo(f"mirrorline engine running on {where} (Ctrl-C to stop)", err=True)
         from engine.service import next_step
 
         aliases = AliasBook(ctx.state_dir / "aliases.json").all()
@@ -122,7 +124,7 @@ def run(
 async def _policies(ctx: Context) -> list[Policy]:
     from engine.service.local import LocalService
 
-    service = await LocalService.open(ctx.state_dir)
+    service = await LocalService.open(ctx.state_dir, queue=ctx.queue)
     try:
         return await service.policies()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -15,7 +16,7 @@ from engine.errors import UserError
 from engine.model import FailureGroup, Task, TaskState
 from engine.printable import printable
 from engine.service import MAX_PAGE, Service, group_dict
-from engine.telemetry.snapshot import Latency, PolicyStats, Snapshot
+from engine.telemetry.snapshot import Cluster, Latency, PolicyStats, Snapshot
 
 T = TypeVar("T")
 
@@ -73,7 +74,15 @@ def status(
     report = [status_row(p, snap) for p in select(snap.policies, path, None)]
     running, paused = snap.engine.running, snap.engine.paused
     if as_json:
-        emit_json({"engine_running": running, "engine_paused": paused, "policies": report})
+        cluster = dataclasses.asdict(snap.cluster) if snap.cluster else None
+        emit_json(
+            {
+                "engine_running": running,
+                "engine_paused": paused,
+                "policies": report,
+                "cluster": cluster,
+            }
+        )
         return
     click.echo(f"engine: {'running' if running else 'not running'}{', paused' if paused else ''}")
     table(
@@ -109,6 +118,34 @@ def status(
     for r in report:
         if r["scan_error"]:
             say(f"{r['id']}: scan failing: {r['scan_error']}")
+    if snap.cluster:
+        show_cluster(snap.cluster)
+
+
+def show_cluster(c: Cluster) -> None:
+    """The engines sharing the queue: one row each, then the totals of those up."""
+    say(
+        f"\ncluster: {c.up} node{'s' if c.up != 1 else ''} up of {len(c.nodes)}, "
+        f"{c.workers} workers, {c.in_flight} in flight, {size(c.rate)}/s"
+    )
+    now = time.time()
+    table(
+        ("NODE", "HOST", "PID", "STATE", "HEARTBEAT", "WORKERS", "IN FLIGHT", "RATE", "COPIED"),
+        [
+            (
+                printable(n.id),
+                printable(n.host),
+                n.pid,
+                n.state,
+                f"{age(max(0.0, now - n.heartbeat_at))} ago",
+                n.workers,
+                n.in_flight,
+                f"{size(n.rate)}/s",
+                f"{n.replicated} ({size(n.replicated_bytes)})",
+            )
+            for n in c.nodes
+        ],
+    )
 
 
 @replicate.command("backlog")

@@ -24,7 +24,7 @@ from engine.replication.health import Link
 from engine.replication.scanner import ScanResult, scan, sweep_tags
 from engine.s3 import ObjectStore
 from engine.state.queue import TaskQueue
-from engine.state.stores import PolicyStore
+from engine.state.stores import LeaseStore, PolicyStore, SoloLeases
 
 log = logging.getLogger("mirrorline.engine")
 
@@ -50,9 +50,14 @@ class Topology(Protocol):
 class Detector:
     """The engine's change-detection half: one scan loop and one sweep per policy."""
 
-    def __init__(self, engine: Topology, defer_limit: float = DEFER_LIMIT) -> None:
+    def __init__(
+        self, engine: Topology, leases: LeaseStore | None = None, defer_limit: float = DEFER_LIMIT
+    ) -> None:
         self.engine = engine
         self.defer_limit = defer_limit  # scan intervals a full scan may wait for a backlog
+        # On a shared state, a policy's full scan is one node's job at a time: the one
+        # holding its lease (the others scan only keys their events name).
+        self.leases = leases or SoloLeases()
         self.scanned_at: dict[str, float] = {}  # when the last full scan started
         self.scan_count: dict[str, int] = {}
         self.sweeps: dict[str, int] = {}  # full passes of the tag sweep, per policy
@@ -121,6 +126,10 @@ class Detector:
         """
         pid = policy.id
         full = self._full_scan_due(policy) or len(keys) > 100
+        if full and not await self.leases.hold(f"scan:{pid}"):
+            self._full_due[pid] = time.monotonic() + self.engine.config.scan_interval
+            self.scanned_at.setdefault(pid, time.time())  # another node scans it for us
+            full = False
         result = ScanResult(full=full)
         started = time.time()
         self._scanning.add(pid)

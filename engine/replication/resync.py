@@ -35,7 +35,16 @@ from engine.s3 import ListedVersion
 from engine.s3.listing import between, grouped
 from engine.s3.origin import replica_of
 from engine.state.queue import TaskQueue
-from engine.state.stores import DONE, FAILED, RUNNING, Resync, ResyncStopped, ResyncStore
+from engine.state.stores import (
+    DONE,
+    FAILED,
+    RUNNING,
+    LeaseStore,
+    Resync,
+    ResyncStopped,
+    ResyncStore,
+    SoloLeases,
+)
 
 log = logging.getLogger("mirrorline.resync")
 
@@ -50,8 +59,10 @@ class ResyncRunner:
         policies: Mapping[str, Policy],
         dispatchers: Mapping[str, Dispatcher],
         poll: float = 1.0,
+        leases: LeaseStore | None = None,
     ) -> None:
         self.store = store
+        self._leases = leases or SoloLeases()  # shared state: one node walks a resync
         self._queue = queue
         self._policies = policies  # the engine's live dicts: read, never written
         self._dispatchers = dispatchers
@@ -71,12 +82,24 @@ class ResyncRunner:
                 for rid in set(walks) - set(running):
                     walks.pop(rid).cancel()  # cancelled (or finished) meanwhile
                 for rid, r in running.items():
+                    if not await self._held(rid, rid in walks):
+                        if rid in walks:  # another node took it over: it resumes at the cursor
+                            walks.pop(rid).cancel()
+                        continue
                     if rid not in walks or walks[rid].done():
                         walks[rid] = asyncio.create_task(self._walk(r), name=f"resync-{rid}")
         finally:
             for walk in walks.values():
                 walk.cancel()
             await asyncio.gather(*walks.values(), return_exceptions=True)
+
+    async def _held(self, rid: int, walking: bool) -> bool:
+        """Whether this node walks resync `rid` (a database hiccup changes nothing)."""
+        try:
+            return await self._leases.hold(f"resync:{rid}")
+        except Exception:
+            log.exception("resync runner: renewing the lease of resync %d failed", rid)
+            return walking
 
     def _context(self, pid: str) -> TransferContext | None:
         """The policy's transfer context while the engine runs it and both links are up."""

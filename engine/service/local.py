@@ -16,7 +16,7 @@ from engine.checks.endpoints import check_alias, check_policy
 from engine.checks.explain import explain
 from engine.checks.report import Difference, PolicyReport
 from engine.checks.verify import verify_policy
-from engine.config import DEFAULT_RESYNC_PAGE, check_dir
+from engine.config import DEFAULT_RESYNC_PAGE, check_dir, state_address
 from engine.engine import Engine
 from engine.errors import UserError
 from engine.model import Attempt, Cause, Counts, FailureGroup, TaskState
@@ -44,7 +44,7 @@ from engine.service import (
 )
 from engine.state import State, TaskQueue, open_state
 from engine.state.stores import PolicyStore
-from engine.telemetry.compose import FRESH, compose, hold, state_of, targets
+from engine.telemetry.compose import FRESH, cluster_of, compose, hold, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry.stats import Telemetry, history, with_backlog
 
@@ -73,9 +73,11 @@ class LocalService(Service, AliasWriter):
         self.queue = self.state.queue
 
     @classmethod
-    async def open(cls, state_dir: Path, actor: str = "cli") -> LocalService:
+    async def open(
+        cls, state_dir: Path, actor: str = "cli", queue: str | None = None
+    ) -> LocalService:
         book = AliasBook(check_dir(state_dir) / "aliases.json")  # fails before the db opens
-        state = await open_state(state_dir / "mirrorline.db")
+        state = await open_state(state_address(state_dir, queue))
         return cls(state, book, actor, owns_state=True)
 
     async def close(self) -> None:
@@ -319,6 +321,7 @@ async def stored_snapshot(state: State) -> Snapshot:
     now = time.time()
     raw = await state.telemetry.published()
     published = _parse(raw) if raw else None
+    cluster = cluster_of(await state.nodes.all())  # as of now, not as of the last publish
     if published and published.engine.running and now - (published.engine.updated_at or 0) < FRESH:
         # Exact backlog from the counters; states and policies as they are now.
         known = {p.id: p for p in published.policies}
@@ -337,10 +340,11 @@ async def stored_snapshot(state: State) -> Snapshot:
             engine=replace(published.engine, paused=paused),
             policies=fresh,
             targets=targets(fresh, published.links),
+            cluster=cluster,
         )
     telemetry = Telemetry(state.telemetry)
     await telemetry.load()
-    return compose(telemetry, policies, counts, paused, None, now)
+    return replace(compose(telemetry, policies, counts, paused, None, now), cluster=cluster)
 
 
 def _parse(raw: str) -> Snapshot | None:

@@ -3,7 +3,7 @@
 `open_state(where)` returns one `State`: the task queue, the policy, resync, telemetry
 and audit stores, all on one backend chosen by the address (saq's `from_url`):
 a path (or `sqlite:///path`) is the embedded SQLite database, one engine per state
-dir. The backend module is imported only when its address is opened, so reading
+dir; `postgresql://user@host:port/db` is a database several engines share. The backend module is imported only when its address is opened, so reading
 this package loads no database driver.
 """
 
@@ -32,4 +32,14 @@ async def open_state(where: str | Path, engine: bool = False) -> State:
         from engine.state.sqlite import open_sqlite
 
         return await open_sqlite(Path(rest), engine)
-    raise UserError(f"unknown state backend {scheme!r} in {text!r} (expected a path or sqlite://)")
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from engine.state.postgres import open_postgres
+        except ImportError:
+            raise UserError(
+                "a PostgreSQL queue needs asyncpg: pip install 'mirrorline[postgres]'"
+            ) from None
+        return await open_postgres(text, engine)
+    raise UserError(
+        f"unknown state backend {scheme!r} (expected a path, sqlite:// or postgresql://)"
+    )

@@ -9,7 +9,7 @@ knows which one it talks to.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.model import Attempt, Cause, Completion, Counts, FailureGroup, NewTask, Task, TaskState
@@ -136,6 +136,14 @@ class TaskQueue(abc.ABC):
     @abc.abstractmethod
     async def drop_policy(self, policy: str) -> None:
         """Forget a removed policy's tasks, counters and replica map."""
+
+    def subscribe(self, wake: Callable[[], None]) -> None:
+        """Call `wake` when another process queues or frees work (shared backends).
+
+        The default does nothing: on a queue only one engine opens, that engine
+        knows when it queued something.
+        """
+        return None
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.errors import UserError
@@ -204,6 +204,71 @@ class AuditLog(abc.ABC):
         """Newest first."""
 
 
+@dataclass(frozen=True)
+class Node:
+    """One engine process sharing the state, as its last heartbeat said."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    state: str  # up, gone (not heard from within its lease), stopped (left cleanly)
+    workers: int
+    rate: float  # bytes per second copied, at its last heartbeat
+    in_flight: int
+    replicated: int  # objects this process copied since it started
+    replicated_bytes: int
+
+
+class NodeStore(abc.ABC):
+    """The engine processes sharing one state: a cluster's member list."""
+
+    @abc.abstractmethod
+    async def report(
+        self, workers: int, rate: float, in_flight: int, replicated: int, replicated_bytes: int
+    ) -> None:
+        """This process's figures, for the others to read (with its next heartbeat)."""
+
+    @abc.abstractmethod
+    async def all(self) -> list[Node]:
+        """Every node recently seen, this one included; empty where state is not shared."""
+
+
+class SoloNodes(NodeStore):
+    """A state only one engine opens (SQLite): there is no cluster to list."""
+
+    async def report(
+        self, workers: int, rate: float, in_flight: int, replicated: int, replicated_bytes: int
+    ) -> None:
+        return None
+
+    async def all(self) -> list[Node]:
+        return []
+
+
+class LeaseStore(abc.ABC):
+    """Work one engine does for everyone on a shared state (a policy's scan)."""
+
+    @abc.abstractmethod
+    async def hold(self, name: str) -> bool:
+        """Take or renew the lease `name` for this process; False while another holds it."""
+
+    @abc.abstractmethod
+    async def drop(self, name: str) -> None:
+        """Give the lease up (this process stops doing that work)."""
+
+
+class SoloLeases(LeaseStore):
+    """Only one engine opens this state: every lease is its own."""
+
+    async def hold(self, name: str) -> bool:
+        return True
+
+    async def drop(self, name: str) -> None:
+        return None
+
+
 @dataclass
 class State:
     """One backend's stores, opened together and closed together."""
@@ -215,6 +280,8 @@ class State:
     telemetry: TelemetryStore
     audit: AuditLog
     _close: Callable[[], Awaitable[None]]
+    nodes: NodeStore = field(default_factory=SoloNodes)
+    leases: LeaseStore = field(default_factory=SoloLeases)
 
     _closed: bool = False
 

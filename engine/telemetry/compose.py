@@ -9,6 +9,7 @@ links unknown. Either way every view formats the same `Snapshot`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterable, Sequence
@@ -18,11 +19,13 @@ from typing import TypeVar
 
 from engine.model import Counts
 from engine.policy import Policy
-from engine.state.stores import TelemetryStore
+from engine.state.stores import Node, TelemetryStore
 from engine.telemetry.snapshot import (
     Backlog,
+    Cluster,
     EngineInfo,
     Link,
+    NodeRow,
     PolicyStats,
     Rate,
     Snapshot,
@@ -72,6 +75,7 @@ class Live:
     scan_errors: dict[str, str] = field(default_factory=dict)
     holds: dict[str, str] = field(default_factory=dict)  # why dispatch is held, per policy
     next_scans: dict[str, float | None] = field(default_factory=dict)
+    cluster: Cluster | None = None  # the engines on a shared queue, this one among them
 
 
 def compose(
@@ -105,6 +109,22 @@ def compose(
         targets=targets(stats, links),
         links=links,
         transfers=live.transfers if live else [],
+        cluster=live.cluster if live else None,
+    )
+
+
+def cluster_of(nodes: Sequence[Node]) -> Cluster | None:
+    """The member list and its totals (None where the state is not shared)."""
+    if not nodes:
+        return None
+    rows = [NodeRow(**dataclasses.asdict(n)) for n in nodes]
+    up = [r for r in rows if r.state == "up"]
+    return Cluster(
+        nodes=rows,
+        up=len(up),
+        workers=sum(r.workers for r in up),
+        rate=sum(r.rate for r in up),
+        in_flight=sum(r.in_flight for r in up),
     )
 
 

@@ -159,12 +159,41 @@ class EngineInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One engine process on a shared queue, as its last heartbeat said."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    state: str  # up | gone (silent past its lease: its tasks are taken over) | stopped
+    workers: int
+    rate: float  # bytes/s it copies
+    in_flight: int
+    replicated: int  # objects it copied since it started
+    replicated_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """The engines sharing one queue; totals count the nodes that are up."""
+
+    nodes: list[NodeRow]
+    up: int = 0
+    workers: int = 0
+    rate: float = 0.0
+    in_flight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     engine: EngineInfo
     policies: list[PolicyStats]
     targets: list[TargetStats]
     links: list[Link]
     transfers: list[Transfer]
+    cluster: Cluster | None = None  # None: a state one engine owns (SQLite)
 
     def policy(self, policy_id: str) -> PolicyStats | None:
         return next((p for p in self.policies if p.id == policy_id), None)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.demo.postgres import PgCluster
 from engine.model import Cause, Completion, NewTask, Op, Outcome, Task, TaskState
 from engine.state import TaskQueue, open_state
 
@@ -300,3 +301,16 @@ class QueueContract:
 class TestSQLiteQueue(QueueContract):
     async def open(self, where: Path) -> TaskQueue:
         return (await open_state(where.with_suffix(".db"))).queue
+
+
+class TestPostgresQueue(QueueContract):
+    """The same contract on the shared backend; `where` names a schema of its own."""
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, pg: PgCluster) -> None:
+        self.pg = pg
+        self.urls: dict[Path, str] = {}
+
+    async def open(self, where: Path) -> TaskQueue:
+        url = self.urls.setdefault(where, self.pg.fresh_url())
+        return (await open_state(url)).queue

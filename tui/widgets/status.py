@@ -39,6 +39,9 @@ def status_line(
         parts.append(("● running ", "$success"))
     if snapshot and snapshot.engine.started_at and snapshot.engine.running:
         parts.append((f"up {fmt.duration(now - snapshot.engine.started_at)}  ", "dim"))
+    if snapshot and snapshot.cluster:  # engines sharing one queue: how many are up
+        up = snapshot.cluster.up
+        parts.append((f"cluster: {up} node{'' if up == 1 else 's'}  ", "bold"))
     if snapshot:
         targets = {p.target_alias for p in snapshot.policies}
         for link in snapshot.links:
