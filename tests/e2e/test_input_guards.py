@@ -17,13 +17,25 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
+from engine.demo.seaweed import SeaweedServer
 from engine.model import Op, Outcome, Task, TaskState
 from engine.policy import Policy
 from engine.replication.transfer import TransferContext, execute
 from engine.s3.client import NS, S3Client, _decoder
-from tests.conftest import MIRRORLINE, Pair, eventually
+from tests.conftest import MIRRORLINE, Pair, eventually, new_pair
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@pytest.fixture(scope="module")
+def shared(
+    servers: tuple[SeaweedServer, SeaweedServer], tmp_path_factory: pytest.TempPathFactory
+) -> Pair:
+    """One configured pair for the tests that need no engine (each uses its own names)."""
+    root = tmp_path_factory.mktemp("guards")
+    return new_pair(servers, "guards-src", "guards-dst", root / "state")
 
 
 def aliases(pair: Pair) -> dict[str, dict[str, object]]:
@@ -33,9 +45,9 @@ def aliases(pair: Pair) -> dict[str, dict[str, object]]:
 # -- secrets -------------------------------------------------------------------------------
 
 
-def test_alias_set_reads_keys_from_stdin_and_warns_for_a_secret_on_argv(pair: Pair) -> None:
-    s = pair.source
-    base = [*MIRRORLINE, "--state-dir", str(pair.state_dir), "alias", "set"]
+def test_alias_set_reads_keys_from_stdin_and_warns_for_a_secret_on_argv(shared: Pair) -> None:
+    s = shared.source
+    base = [*MIRRORLINE, "--state-dir", str(shared.state_dir), "alias", "set"]
     piped = subprocess.run(
         [*base, "piped", s.endpoint, "--stdin"],
         input=f"{s.access_key}\n{s.secret_key}\n",
@@ -44,12 +56,12 @@ def test_alias_set_reads_keys_from_stdin_and_warns_for_a_secret_on_argv(pair: Pa
         timeout=60,
     )
     assert (piped.returncode, piped.stderr) == (0, ""), piped.stderr
-    assert aliases(pair)["piped"]["secret_key"] == s.secret_key
-    typed = pair.ml("alias", "set", "typed", s.endpoint, s.access_key, s.secret_key)
+    assert aliases(shared)["piped"]["secret_key"] == s.secret_key
+    typed = shared.ml("alias", "set", "typed", s.endpoint, s.access_key, s.secret_key)
     (warning,) = typed.stderr.strip().splitlines()
     assert warning.startswith("mirrorline: warning: a secret key on the command line")
     assert s.secret_key not in typed.stderr
-    assert aliases(pair)["typed"]["secret_key"] == s.secret_key
+    assert aliases(shared)["typed"]["secret_key"] == s.secret_key
 
 
 def _read_until(fd: int, marker: bytes, seen: bytearray, seconds: float = 30.0) -> None:
@@ -64,11 +76,11 @@ def _read_until(fd: int, marker: bytes, seen: bytearray, seconds: float = 30.0) 
                 return
 
 
-def test_alias_set_asks_on_a_terminal_without_echo(pair: Pair) -> None:
-    s = pair.source
+def test_alias_set_asks_on_a_terminal_without_echo(shared: Pair) -> None:
+    s = shared.source
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [*MIRRORLINE, "--state-dir", str(pair.state_dir), "alias", "set", "asked", s.endpoint],
+        [*MIRRORLINE, "--state-dir", str(shared.state_dir), "alias", "set", "asked", s.endpoint],
         stdin=slave,
         stdout=subprocess.PIPE,
         stderr=slave,
@@ -88,7 +100,7 @@ def test_alias_set_asks_on_a_terminal_without_echo(pair: Pair) -> None:
         os.close(master)
     assert proc.stdout is not None and b"Added `asked`" in proc.stdout.read()
     assert s.secret_key.encode() not in seen  # hidden input: never echoed to the terminal
-    assert aliases(pair)["asked"]["secret_key"] == s.secret_key
+    assert aliases(shared)["asked"]["secret_key"] == s.secret_key
 
 
 def test_exports_and_the_console_log_are_private(tmp_path: Path) -> None:
@@ -127,23 +139,23 @@ def test_exports_and_the_console_log_are_private(tmp_path: Path) -> None:
 # -- one bucket, two names -----------------------------------------------------------------
 
 
-async def test_the_loop_guard_knows_the_target_under_another_spelling(pair: Pair) -> None:
+async def test_the_loop_guard_knows_the_target_under_another_spelling(shared: Pair) -> None:
     """A policy from one bucket onto itself (127.0.0.1 and localhost): the first copy makes a
     replica in that bucket; the loop guard must refuse to copy that replica again."""
-    s, bucket = pair.source, pair.src_bucket
+    s, bucket = shared.source, shared.src_bucket
     client = S3Client(s.endpoint, s.access_key, s.secret_key)
     port = s.endpoint.rsplit(":", 1)[1]
     policy = Policy("loop", 1, "src", bucket, "srclocal", bucket)
     ctx = TransferContext(
         policy, client, client, f"127.0.0.1:{port}/{bucket}", f"localhost:{port}/{bucket}"
     )
-    original = pair.put("round.txt", b"round and round")
+    original = shared.put("loop/round.txt", b"round and round")
 
     def task(version: str, n: int) -> Task:
         return Task(
             id=n,
             policy="loop",
-            key="round.txt",
+            key="loop/round.txt",
             version_id=version,
             op=Op.PUT,
             state=TaskState.IN_FLIGHT,
@@ -160,7 +172,7 @@ async def test_the_loop_guard_knows_the_target_under_another_spelling(pair: Pair
     finally:
         await client.close()
     assert (again.outcome, again.note) == (Outcome.SKIPPED, "replica of target")
-    versions = pair.src.list_objects(bucket, prefix="round.txt", include_version=True)
+    versions = shared.src.list_objects(bucket, prefix="loop/round.txt", include_version=True)
     assert len(list(versions)) == 2  # the original and one replica, not a growing chain
 
 
@@ -192,11 +204,11 @@ def test_a_key_listed_but_not_served_is_a_permanent_failure_with_its_reason(pair
     assert pair.stop_engine(engine) == 0
 
 
-def test_diff_shows_keys_with_control_characters_escaped_one_per_line(pair: Pair) -> None:
-    pair.add_policy()
-    for key in ("line\nbreak", "tab\there", "plain"):
-        pair.put(key, b"x")
-    result = pair.ml("replicate", "diff", f"src/{pair.src_bucket}", check=False)
+def test_diff_shows_keys_with_control_characters_escaped_one_per_line(shared: Pair) -> None:
+    shared.add_policy("--prefix", "diff/")
+    for key in ("diff/line\nbreak", "diff/tab\there", "diff/plain"):
+        shared.put(key, b"x")
+    result = shared.ml("replicate", "diff", f"src/{shared.src_bucket}", check=False)
     assert result.returncode == 1, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and not CONTROL.search(result.stdout), result.stdout
