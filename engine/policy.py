@@ -107,7 +107,7 @@ def parse_replicate(value: str) -> frozenset[str]:
         )
     unknown = sorted(chosen - set(OPERATIONS))
     if unknown:
-        shown = printable(", ".join(unknown))
+        shown = ", ".join(unknown)
         raise UserError(f"invalid --replicate value {shown!r}: choose from {', '.join(OPERATIONS)}")
     return frozenset(chosen)
 
@@ -116,9 +116,7 @@ def parse_bandwidth(value: str) -> int:
     """'50MiB', '2G', '100MB/s', '0' -> bytes per second (0 = unlimited)."""
     match = SIZE_RE.fullmatch(value)
     if not match:
-        raise UserError(
-            f"invalid bandwidth {printable(value)!r}: expected a size such as 50MiB, 2G or 100MB"
-        )
+        raise UserError(f"invalid bandwidth {value!r}: expected a size such as 50MiB, 2G or 100MB")
     number, unit, binary = match.groups()
     base = 1024 if binary or not unit else 1000
     exponent = " KMGT".index(unit.upper() or " ")
@@ -132,6 +130,7 @@ def parse_bandwidth(value: str) -> int:
 
 def plain_text(value: str, what: str) -> str:
     """Text an operator types (a prefix, tags): valid UTF-8, no control or bidi characters.
+    (Messages quote values with repr, which escapes exactly these.)
 
     A control character in a filter matches nothing a person meant and repaints
     the terminal of whoever lists it; text the shell could not decode (lone
@@ -141,7 +140,7 @@ def plain_text(value: str, what: str) -> str:
     except UnicodeEncodeError:
         raise UserError(f"invalid {what}: not valid UTF-8 text") from None
     if printable(value) != value:
-        raise UserError(f"invalid {what} {printable(value)!r}: control characters are not allowed")
+        raise UserError(f"invalid {what} {value!r}: control characters are not allowed")
     return value
 
 
@@ -163,8 +162,7 @@ def parse_id(value: str) -> str:
     """A policy id is shown in every table and message: keep it to one plain word."""
     if not ID_RE.fullmatch(value):
         raise UserError(
-            f"invalid --id {printable(value)!r}: use letters, digits, '.', '-' and '_'"
-            " (max 64 characters)"
+            f"invalid --id {value!r}: use letters, digits, '.', '-' and '_' (max 64 characters)"
         )
     return value
 

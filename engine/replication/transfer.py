@@ -65,8 +65,9 @@ async def execute(
             return Completion(task, Outcome.ALREADY, target_version=held)
     try:
         return await _copy(task, ctx, progress)
-    except NotFoundError:
-        if await _still_listed(task, ctx):
+    except NotFoundError as exc:
+        # NoSuchUpload is the target's (a multipart upload reaped mid-copy): not this case
+        if exc.code != "NoSuchUpload" and await _still_listed(task, ctx):
             raise PermanentError(
                 f"the source lists {task.key!r} (version {task.version_id}) but will not "
                 "serve it by that name: the server rewrites characters it cannot list "

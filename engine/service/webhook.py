@@ -76,7 +76,7 @@ def _record(raw: Any) -> Record:
         raise ValueError(f"'key' must be 1 to {MAX_KEY} bytes")
     bucket = _text(s3["bucket"]["name"], "bucket")
     if not BUCKET_RE.fullmatch(bucket):
-        raise ValueError(f"'bucket' {printable(bucket)!r} is not a bucket name")
+        raise ValueError(f"'bucket' {bucket!r} is not a bucket name")
     version = _text(obj.get("versionId") or "null", "versionId")
     if len(version) > MAX_VERSION or printable(version) != version:
         raise ValueError("'versionId' is not a version id")
