@@ -12,6 +12,7 @@ from engine.cli.output import age, emit_json, size, table
 from engine.cli.policies import replicate, select
 from engine.errors import UserError
 from engine.model import Task, TaskState
+from engine.printable import printable
 from engine.service import MAX_PAGE, Service
 from engine.telemetry.snapshot import Latency, PolicyStats, Snapshot
 
@@ -68,11 +69,20 @@ def status(
     """Per policy: replicated, pending, in flight, retrying, failed, lag and rate."""
     snap = with_service(ctx, connect, token, lambda service: service.status())
     report = [status_row(p, snap) for p in select(snap.policies, path, None)]
-    running, paused = snap.engine.running, snap.engine.paused
+    running, paused, problem = snap.engine.running, snap.engine.paused, snap.engine.config_error
     if as_json:
-        emit_json({"engine_running": running, "engine_paused": paused, "policies": report})
+        emit_json(
+            {
+                "engine_running": running,
+                "engine_paused": paused,
+                "config_error": problem,
+                "policies": report,
+            }
+        )
         return
     click.echo(f"engine: {'running' if running else 'not running'}{', paused' if paused else ''}")
+    if problem and running:
+        click.echo(f"configuration error (the last good one is in use): {printable(problem)}")
     table(
         (
             "ID",

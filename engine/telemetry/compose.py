@@ -60,6 +60,7 @@ class Live:
     transfers: list[Transfer] = field(default_factory=list)
     scans: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     scan_errors: dict[str, str] = field(default_factory=dict)
+    config_error: str = ""
 
 
 def compose(
@@ -86,6 +87,7 @@ def compose(
             updated_at=now,
             workers=live.workers if live else 0,
             version=package_version(),
+            config_error=live.config_error if live else "",
         ),
         policies=stats,
         targets=targets(stats, links),
