@@ -240,6 +240,7 @@ class Engine:
                 if name in (route.source_link.alias, route.target_link.alias):
                     del dispatcher.routes[pid]
                     self.policies.pop(pid, None)
+                    self.detector.stop(pid)  # its scans used the old client
         if alias is not None:
             self.clients[name] = self._client_for(alias)
             self.links[name].client = self.clients[name]
