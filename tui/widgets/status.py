@@ -38,6 +38,10 @@ def status_line(
         parts.append(("● running ", "$success"))
     if snapshot and snapshot.engine.started_at and snapshot.engine.running:
         parts.append((f"up {fmt.duration(now - snapshot.engine.started_at)}  ", "dim"))
+    if snapshot and snapshot.engine.running and snapshot.engine.config_error:
+        problem = snapshot.engine.config_error  # the engine's words: it keeps the last good one
+        shown = problem if len(problem) <= 80 else problem[:79] + "…"
+        parts.append((f"CONFIG ERROR (last good in use): {shown}  ", "bold $error"))
     if snapshot:
         targets = {p.target_alias for p in snapshot.policies}
         for link in snapshot.links:
