@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from engine.aliases import Alias, AliasBook
 from engine.config import EngineConfig, ensure
-from engine.errors import MirrorlineError
+from engine.errors import MirrorlineError, StateFileError
 from engine.model import Completion
 from engine.policy import Policy
 from engine.replication.bandwidth import TokenBucket
@@ -59,11 +59,14 @@ class Engine:
         self.links: dict[str, Link] = {}
         self.dispatchers: dict[str, Dispatcher] = {}
         self.detector = Detector(self)
+        self.detector.ended = self._ended
         self.clients: dict[str, S3Client] = {}
         self.aliases: dict[str, Alias] = {}
         self._aliases_mtime = -1.0
+        self.config_error = ""  # what is wrong with the configuration now ("" when nothing)
+        self._failure: tuple[str, BaseException] | None = None  # a task that died
+        self._died = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
-        self._fatal: BaseException | None = None  # why a background loop died, if one did
         self._state: State | None = None
         self._stop = asyncio.Event()
         self._kicked = asyncio.Event()
@@ -102,21 +105,24 @@ class Engine:
                 ).run()
             )
             attached = [asyncio.create_task(a(self, self._detach)) for a in self.attachments]
+            for task in attached:
+                task.add_done_callback(self._ended)
+            # engine.stop() ends a run given its own `stop` event too
             waiters = [asyncio.create_task(e.wait()) for e in {stop or self._stop, self._stop}]
-            reloader = asyncio.create_task(self._reload_loop(until_synced))
-            await asyncio.wait({*waiters, reloader}, return_when=asyncio.FIRST_COMPLETED)
-            for t in (*waiters, reloader):
+            died = asyncio.create_task(self._died.wait())
+            reloader = self._spawn(self._reload_loop(until_synced))
+            await asyncio.wait({*waiters, reloader, died}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (*waiters, reloader, died):
                 t.cancel()
-            if reloader.done() and not reloader.cancelled() and reloader.exception():
-                self._fatal = self._fatal or reloader.exception()
             log.info("draining")
             self._detach.set()
-            await asyncio.gather(*attached)
+            await asyncio.gather(*attached, return_exceptions=True)
             await self._shutdown()
         finally:
             await state.close()
-        if self._fatal is not None:
-            raise self._fatal
+        if self._failure is not None:
+            what, exc = self._failure
+            raise EngineFailure(f"the engine stopped: {what} failed: {_reason(exc)}")
 
     def _work_queued(self) -> None:
         """Another process queued or freed work (a shared queue's NOTIFY): claim now."""
@@ -165,24 +171,30 @@ class Engine:
             for client in self.clients.values():
                 await client.close()
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+    def _spawn(self, coro: Awaitable[None], vital: bool = True) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._ended)
+        task.add_done_callback(self._ended if vital else self._background.discard)
         return task
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        """A background loop must not die silently, nor leave the process running on
-        half-dead: the engine stops, and `run` raises the loop's error for the exit status."""
+        """A loop of the engine died: the engine stops, and `run` raises why.
+
+        Carrying on without it would freeze a snapshot or stop a queue unnoticed (a full
+        state disk did: the process ran on half-dead), and a supervisor restarts only a
+        process that exits with an error."""
         self._background.discard(task)
-        if task.cancelled() or (exc := task.exception()) is None:
+        if task.cancelled() or task.exception() is None or self._failure is not None:
             return
-        if isinstance(exc, MirrorlineError):  # a known cause: its one line says it all
-            log.error("%s stopped: %s", task.get_coro().__qualname__, exc)
-        else:
-            log.error("%s stopped", task.get_coro().__qualname__, exc_info=exc)
-        self._fatal = self._fatal or exc
-        self._stop.set()
+        exc = task.exception()
+        assert exc is not None
+        what = getattr(task.get_coro(), "__qualname__", "a task")
+        known = isinstance(exc, MirrorlineError)  # a known cause: its one line says it all
+        log.error(
+            "%s died, stopping the engine: %s", what, _reason(exc), exc_info=not known and exc
+        )
+        self._failure = (what, exc)
+        self._died.set()
 
     # -- configuration reload ------------------------------------------------------
 
@@ -200,14 +212,26 @@ class Engine:
                 if until_synced and await self.synced():
                     log.info("all policies in sync")
                     return
-            try:
-                await self._reload()
-            except MirrorlineError as exc:
-                log.error("reload failed: %s", exc)
+            await self._reload()
+
+    def _configured(self, problem: str) -> None:
+        """Note what is wrong with the configuration now; say so once, and once when fixed."""
+        if problem == self.config_error:
+            return
+        if problem:
+            log.error("configuration: %s (keeping the last good configuration)", problem)
+        else:
+            log.warning("configuration: fixed, in use again")
+        self.config_error = problem
 
     def _load_aliases(self) -> None:
         path = self.config.state_dir / "aliases.json"
-        mtime = path.stat().st_mtime if path.exists() else 0.0
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            mtime = 0.0
+        except OSError as exc:
+            raise StateFileError(f"{path}: cannot be read ({exc.strerror})") from None
         if mtime != self._aliases_mtime:
             fresh = AliasBook(path).all()
             for name, old in self.aliases.items():
@@ -229,12 +253,13 @@ class Engine:
 
     def _replace_client(self, name: str, alias: Alias | None) -> None:
         """An alias changed (new credentials, say): its routes are rebuilt on this reload."""
-        self._spawn(self.clients.pop(name).close())
+        self._spawn(self.clients.pop(name).close(), vital=False)
         for dispatcher in self.dispatchers.values():
             for pid, route in list(dispatcher.routes.items()):
                 if name in (route.source_link.alias, route.target_link.alias):
                     del dispatcher.routes[pid]
                     self.policies.pop(pid, None)
+                    self.detector.stop(pid)  # its scans used the old client
         if alias is not None:
             self.clients[name] = self._client_for(alias)
             self.links[name].client = self.clients[name]
@@ -247,9 +272,31 @@ class Engine:
             await self._reload_now()
 
     async def _reload_now(self) -> None:
-        self._load_aliases()
-        self.paused = paused = await self.store.engine_paused()
-        self.all_policies = await self.store.all()
+        """Apply aliases.json and the policies as they are now, or keep the last good ones.
+
+        A bad aliases file keeps the aliases in use; policies that cannot be read keep
+        the policies in use; either way the engine goes on replicating, and the problem
+        is in the snapshot (`engine.config_error`) until it is fixed."""
+        problems = []
+        try:
+            self._load_aliases()
+        except MirrorlineError as exc:
+            problems.append(exc.reason)
+        try:
+            paused = await self.store.engine_paused()
+            policies = await self.store.all()
+        except MirrorlineError as exc:
+            self._configured("; ".join([*problems, exc.reason]))
+            return
+        self.paused, self.all_policies = paused, policies
+        problems += [
+            f"policy {p.id} names alias {name!r}, which is not set"
+            for p in policies
+            if p.enabled
+            for name in dict.fromkeys((p.source_alias, p.target_alias))
+            if name not in self.aliases
+        ]
+        self._configured("; ".join(problems))
         wanted = {
             p.id: p
             for p in self.all_policies
@@ -427,6 +474,15 @@ class Engine:
             },
             next_scans={pid: self.detector.next_scan_at(pid) for pid in self.policies},
             cluster=await self._cluster(),
+            config_error=self.config_error,
         )
         self.snapshot = compose(self.telemetry, self.all_policies, counts, self.paused, live, now)
         return self.snapshot
+
+
+class EngineFailure(MirrorlineError):
+    """A loop of the engine died: the process must end with an error a supervisor sees."""
+
+
+def _reason(exc: BaseException) -> str:
+    return exc.reason if isinstance(exc, MirrorlineError) else f"{type(exc).__name__}: {exc}"

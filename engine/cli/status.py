@@ -72,19 +72,22 @@ def status(
     """Per policy: replicated, pending, in flight, retrying, failed, lag and rate."""
     snap = with_service(ctx, connect, token, lambda service: service.status())
     report = [status_row(p, snap) for p in select(snap.policies, path, None)]
-    running, paused = snap.engine.running, snap.engine.paused
+    running, paused, problem = snap.engine.running, snap.engine.paused, snap.engine.config_error
     if as_json:
         cluster = dataclasses.asdict(snap.cluster) if snap.cluster else None
         emit_json(
             {
                 "engine_running": running,
                 "engine_paused": paused,
+                "config_error": problem,
                 "policies": report,
                 "cluster": cluster,
             }
         )
         return
     click.echo(f"engine: {'running' if running else 'not running'}{', paused' if paused else ''}")
+    if problem and running:
+        click.echo(f"configuration error (the last good one is in use): {printable(problem)}")
     table(
         (
             "ID",

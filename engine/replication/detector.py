@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
-from typing import Protocol
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from typing import Any, Protocol
 
 from engine.aliases import Alias
 from engine.config import EngineConfig
@@ -69,13 +69,20 @@ class Detector:
         self._scanning: set[str] = set()  # policies with a scan listing right now
         self._hint_events: dict[str, asyncio.Event] = {}
         self._listeners: dict[str, Callable[[], None]] = {}
+        # Hears of every loop that ends (the engine stops when one died of an error).
+        self.ended: Callable[[asyncio.Task[None]], None] = lambda task: None
 
     def start(self, pid: str) -> None:
         """Watch a policy (idempotent)."""
         if pid not in self._scanners:
-            self._scanners[pid] = asyncio.create_task(self._scan_loop(pid))
+            self._scanners[pid] = self._watched(self._scan_loop(pid))
             if self.engine.config.tag_sweep_rate > 0:
-                self._sweepers[pid] = asyncio.create_task(self._sweep_loop(pid))
+                self._sweepers[pid] = self._watched(self._sweep_loop(pid))
+
+    def _watched(self, loop: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(loop)
+        task.add_done_callback(lambda done: self.ended(done))
+        return task
 
     def stop(self, pid: str) -> None:
         for tasks in (self._scanners, self._sweepers):

@@ -76,6 +76,7 @@ class Live:
     holds: dict[str, str] = field(default_factory=dict)  # why dispatch is held, per policy
     next_scans: dict[str, float | None] = field(default_factory=dict)
     cluster: Cluster | None = None  # the engines on a shared queue, this one among them
+    config_error: str = ""
 
 
 def compose(
@@ -104,6 +105,7 @@ def compose(
             updated_at=now,
             workers=live.workers if live else 0,
             version=package_version(),
+            config_error=live.config_error if live else "",
         ),
         policies=stats,
         targets=targets(stats, links),

@@ -156,6 +156,9 @@ class EngineInfo:
     updated_at: float | None  # when these numbers were taken
     workers: int = 0
     version: str = ""
+    # The running engine's configuration problem (a bad aliases.json, an unreadable
+    # policy): it keeps the last good configuration meanwhile. "" when there is none.
+    config_error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,10 @@ def status_line(
     if snapshot and snapshot.cluster:  # engines sharing one queue: how many are up
         up = snapshot.cluster.up
         parts.append((f"cluster: {up} node{'' if up == 1 else 's'}  ", "bold"))
+    if snapshot and snapshot.engine.running and snapshot.engine.config_error:
+        problem = snapshot.engine.config_error  # the engine's words: it keeps the last good one
+        shown = problem if len(problem) <= 80 else problem[:79] + "…"
+        parts.append((f"CONFIG ERROR (last good in use): {shown}  ", "bold $error"))
     if snapshot:
         targets = {p.target_alias for p in snapshot.policies}
         for link in snapshot.links:

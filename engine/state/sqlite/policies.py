@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import aiosqlite
 
-from engine.errors import MissingError
-from engine.policy import Policy
+from engine.errors import MissingError, StateFileError
+from engine.policy import OPERATIONS, Policy
+from engine.printable import printable
 from engine.state.sqlite.database import Database
 from engine.state.stores import PolicyStore
 
@@ -21,16 +22,23 @@ class SQLitePolicyStore(PolicyStore):
         self._db = db
 
     async def all(self) -> list[Policy]:
-        return [
-            _from_row(r)
-            for r in await self._db.rows("SELECT * FROM policies ORDER BY priority DESC")
-        ]
+        rows = await self._db.rows("SELECT * FROM policies ORDER BY priority DESC")
+        return [self._policy(r) for r in rows]
 
     async def get(self, policy_id: str) -> Policy:
         rows = await self._db.rows("SELECT * FROM policies WHERE id = ?", (policy_id,))
         if not rows:
             raise MissingError(f"no policy with id {policy_id!r}")
-        return _from_row(rows[0])
+        return self._policy(rows[0])
+
+    def _policy(self, row: aiosqlite.Row) -> Policy:
+        """A row as a Policy, or which row cannot be one (written by hand, or by a bug)."""
+        try:
+            return _from_row(row)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise StateFileError(
+                f"{self._db.path}: policy {printable(str(row['id']))!r} cannot be read ({exc})"
+            ) from None
 
     async def next_priority(self) -> int:
         rows = await self._db.rows("SELECT COALESCE(MAX(priority), 0) + 1 FROM policies")
@@ -99,6 +107,16 @@ def _to_row(p: Policy) -> tuple[object, ...]:
 
 
 def _from_row(row: aiosqlite.Row) -> Policy:
+    tags = json.loads(row["tags"] or "{}")
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise ValueError("its tags are not a JSON object of strings")
+    replicate = frozenset(x for x in row["replicate"].split(",") if x)
+    if not replicate <= frozenset(OPERATIONS):
+        raise ValueError(
+            f"unknown operation {', '.join(sorted(replicate - frozenset(OPERATIONS)))}"
+        )
+    if not isinstance(row["bandwidth"], int) or row["bandwidth"] < 0:
+        raise ValueError("its bandwidth is not a whole number of bytes per second")
     return Policy(
         id=row["id"],
         priority=row["priority"],
@@ -107,8 +125,8 @@ def _from_row(row: aiosqlite.Row) -> Policy:
         target_alias=row["target_alias"],
         target_bucket=row["target_bucket"],
         prefix=row["prefix"],
-        tags=json.loads(row["tags"] or "{}"),
-        replicate=frozenset(x for x in row["replicate"].split(",") if x),
+        tags=tags,
+        replicate=replicate,
         bandwidth=row["bandwidth"],
         enabled=bool(row["enabled"]),
         paused=bool(row["paused"]),
