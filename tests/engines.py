@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
-from typing import Any
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 import httpx
 
 from tests.conftest import Pair, eventually
+
+T = TypeVar("T")
 
 
 def minio_event(name: str, bucket: str, key: str, version: str, size: int = 1) -> dict[str, Any]:
@@ -68,3 +74,30 @@ class Api:
 
 def start(pair: Pair, *options: str) -> Api:
     return Api(pair, pair.start_engine("--listen", "127.0.0.1:0", *options))
+
+
+class LoopThread:
+    """An event loop in a thread: the proxy and the workload keep running while the test's
+    own thread blocks in `eventually` and in CLI calls."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        async def in_loop() -> T:
+            return fn()
+
+        return self.run(in_loop())
+
+    def spawn(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()

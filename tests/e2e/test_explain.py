@@ -26,8 +26,7 @@ from minio.commonconfig import Tags
 from engine.demo.faults import FaultProxy
 from engine.demo.seaweed import SeaweedServer
 from tests.conftest import MIRRORLINE, Pair, eventually, make_bucket, new_pair
-from tests.e2e.test_fault_network import LoopThread
-from tests.engines import Api, start
+from tests.engines import Api, LoopThread, start
 
 HELD, GONE_PUTS, GONE_DELETED, GONE2 = 30, 20, 8, 12
 # Keys of prefixes, policies and target buckets: policy p-NAME covers NAME/ into dst-NAME.

@@ -3,12 +3,9 @@ cap, refused connections and a 30 s outage. Each run ends with the verifier."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -19,39 +16,13 @@ from engine.demo.mix import KiB, MiB, Mix, SizeClass
 from engine.demo.workload import Workload
 from engine.s3.client import S3Client
 from tests.conftest import Pair, eventually
+from tests.engines import LoopThread
 from tests.engines import start as start_with_api
 from tests.faultkit import Plan, progress, seed
 from tests.mirror import verify_pair
 
 pytestmark = pytest.mark.faults
 T = TypeVar("T")
-
-
-class LoopThread:
-    """An event loop in a thread: the proxy and the workload keep running while the test's
-    own thread blocks in `eventually` and in CLI calls."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def call(self, fn: Callable[[], T]) -> T:
-        async def in_loop() -> T:
-            return fn()
-
-        return self.run(in_loop())
-
-    def spawn(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
 
 
 @pytest.fixture
