@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
@@ -11,6 +10,7 @@ import asyncpg
 from engine.errors import MissingError, UserError
 from engine.policy import Policy
 from engine.state.postgres.database import Database, changed
+from engine.state.rows import policy_of, policy_row
 from engine.state.stores import PolicyStore
 
 _FIELDS = (
@@ -25,13 +25,13 @@ class PostgresPolicyStore(PolicyStore):
 
     async def all(self) -> list[Policy]:
         rows = await self._db.rows(f"SELECT {_FIELDS} FROM policies ORDER BY priority DESC")
-        return [_from_row(r) for r in rows]
+        return [policy_of(r) for r in rows]
 
     async def get(self, policy_id: str) -> Policy:
         rows = await self._db.rows(f"SELECT {_FIELDS} FROM policies WHERE id = $1", policy_id)
         if not rows:
             raise MissingError(f"no policy with id {policy_id!r}")
-        return _from_row(rows[0])
+        return policy_of(rows[0])
 
     async def next_priority(self) -> int:
         return int(await self._db.value("SELECT COALESCE(MAX(priority), 0) + 1 FROM policies"))
@@ -43,7 +43,7 @@ class PostgresPolicyStore(PolicyStore):
             await self._db.execute(
                 f"INSERT INTO policies ({_FIELDS}) VALUES "
                 "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                *_to_row(policy),
+                *policy_row(policy),
             )
         except asyncpg.UniqueViolationError:  # another node added one just now
             raise UserError(f"policy {policy.id} clashes with one added meanwhile") from None
@@ -55,7 +55,7 @@ class PostgresPolicyStore(PolicyStore):
             "UPDATE policies SET priority = $2, source_alias = $3, source_bucket = $4, "
             "target_alias = $5, target_bucket = $6, prefix = $7, tags = $8, replicate = $9, "
             "bandwidth = $10, enabled = $11, paused = $12, created_at = $13 WHERE id = $1",
-            *_to_row(policy),
+            *policy_row(policy),
         )
         return policy
 
@@ -80,39 +80,3 @@ class PostgresPolicyStore(PolicyStore):
 
     async def engine_paused(self) -> bool:
         return await self._db.value("SELECT value FROM settings WHERE name = 'paused'") == "1"
-
-
-def _to_row(p: Policy) -> tuple[object, ...]:
-    return (
-        p.id,
-        p.priority,
-        p.source_alias,
-        p.source_bucket,
-        p.target_alias,
-        p.target_bucket,
-        p.prefix,
-        json.dumps(p.tags),
-        ",".join(sorted(p.replicate)),
-        p.bandwidth,
-        p.enabled,
-        p.paused,
-        p.created_at,
-    )
-
-
-def _from_row(row: asyncpg.Record) -> Policy:
-    return Policy(
-        id=row["id"],
-        priority=row["priority"],
-        source_alias=row["source_alias"],
-        source_bucket=row["source_bucket"],
-        target_alias=row["target_alias"],
-        target_bucket=row["target_bucket"],
-        prefix=row["prefix"],
-        tags=json.loads(row["tags"] or "{}"),
-        replicate=frozenset(x for x in row["replicate"].split(",") if x),
-        bandwidth=row["bandwidth"],
-        enabled=row["enabled"],
-        paused=row["paused"],
-        created_at=row["created_at"],
-    )

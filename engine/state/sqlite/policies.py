@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 
 import aiosqlite
 
 from engine.errors import MissingError, StateFileError
-from engine.policy import OPERATIONS, Policy
+from engine.policy import Policy
 from engine.printable import printable
+from engine.state.rows import policy_of, policy_row
 from engine.state.sqlite.database import Database
 from engine.state.stores import PolicyStore
 
@@ -34,7 +34,7 @@ class SQLitePolicyStore(PolicyStore):
     def _policy(self, row: aiosqlite.Row) -> Policy:
         """A row as a Policy, or which row cannot be one (written by hand, or by a bug)."""
         try:
-            return _from_row(row)
+            return policy_of(row)
         except (ValueError, TypeError, AttributeError) as exc:
             raise StateFileError(
                 f"{self._db.path}: policy {printable(str(row['id']))!r} cannot be read ({exc})"
@@ -51,13 +51,13 @@ class SQLitePolicyStore(PolicyStore):
             "INSERT INTO policies (id, priority, source_alias, source_bucket, target_alias, "
             "target_bucket, prefix, tags, replicate, bandwidth, enabled, paused, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _to_row(policy),
+            policy_row(policy),
         )
         return policy
 
     async def update(self, policy: Policy) -> Policy:
         self.check_unique(policy, await self.all())
-        row = _to_row(policy)
+        row = policy_row(policy)
         await self._db.write(
             "UPDATE policies SET priority = ?, source_alias = ?, source_bucket = ?, "
             "target_alias = ?, target_bucket = ?, prefix = ?, tags = ?, replicate = ?, "
@@ -86,49 +86,3 @@ class SQLitePolicyStore(PolicyStore):
     async def engine_paused(self) -> bool:
         rows = await self._db.rows("SELECT value FROM settings WHERE name = 'paused'")
         return bool(rows and rows[0][0] == "1")
-
-
-def _to_row(p: Policy) -> tuple[object, ...]:
-    return (
-        p.id,
-        p.priority,
-        p.source_alias,
-        p.source_bucket,
-        p.target_alias,
-        p.target_bucket,
-        p.prefix,
-        json.dumps(p.tags),
-        ",".join(sorted(p.replicate)),
-        p.bandwidth,
-        int(p.enabled),
-        int(p.paused),
-        p.created_at,
-    )
-
-
-def _from_row(row: aiosqlite.Row) -> Policy:
-    tags = json.loads(row["tags"] or "{}")
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise ValueError("its tags are not a JSON object of strings")
-    replicate = frozenset(x for x in row["replicate"].split(",") if x)
-    if not replicate <= frozenset(OPERATIONS):
-        raise ValueError(
-            f"unknown operation {', '.join(sorted(replicate - frozenset(OPERATIONS)))}"
-        )
-    if not isinstance(row["bandwidth"], int) or row["bandwidth"] < 0:
-        raise ValueError("its bandwidth is not a whole number of bytes per second")
-    return Policy(
-        id=row["id"],
-        priority=row["priority"],
-        source_alias=row["source_alias"],
-        source_bucket=row["source_bucket"],
-        target_alias=row["target_alias"],
-        target_bucket=row["target_bucket"],
-        prefix=row["prefix"],
-        tags=tags,
-        replicate=replicate,
-        bandwidth=row["bandwidth"],
-        enabled=bool(row["enabled"]),
-        paused=bool(row["paused"]),
-        created_at=row["created_at"],
-    )
