@@ -112,15 +112,20 @@ def parse_replicate(value: str) -> frozenset[str]:
     return frozenset(chosen)
 
 
-def parse_bandwidth(value: str) -> int:
-    """'50MiB', '2G', '100MB/s', '0' -> bytes per second (0 = unlimited)."""
+def parse_size(value: str, what: str) -> int:
+    """'50MiB', '2G', '100MB' -> bytes (KiB, MiB... binary; K, KB, M, MB... decimal)."""
     match = SIZE_RE.fullmatch(value)
     if not match:
-        raise UserError(f"invalid bandwidth {value!r}: expected a size such as 50MiB, 2G or 100MB")
+        raise UserError(f"invalid {what} {value!r}: expected a size such as 50MiB, 2G or 100MB")
     number, unit, binary = match.groups()
     base = 1024 if binary or not unit else 1000
     exponent = " KMGT".index(unit.upper() or " ")
-    result = int(float(number) * base**exponent)
+    return int(float(number) * base**exponent)
+
+
+def parse_bandwidth(value: str) -> int:
+    """'50MiB', '2G', '100MB/s', '0' -> bytes per second (0 = unlimited)."""
+    result = parse_size(value, "bandwidth")
     if result and result < 1024:
         raise UserError(f"bandwidth {value!r} is below 1 KiB/s")
     if result > MAX_BANDWIDTH:

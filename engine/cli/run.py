@@ -16,9 +16,10 @@ import click
 from engine.aliases import AliasBook
 from engine.cli.context import Context, run_async
 from engine.cli.runtime import run_engine_loop
-from engine.config import EngineConfig, api_token, ensure, public_address
+from engine.config import EngineConfig, MiB, api_token, ensure, public_address
 from engine.engine import Engine
-from engine.policy import Policy
+from engine.errors import UserError
+from engine.policy import Policy, parse_size
 from engine.telemetry.snapshot import Snapshot
 
 
@@ -51,6 +52,14 @@ from engine.telemetry.snapshot import Snapshot
     help="Replicated versions per second whose tags are compared (metadata-sync; 0: off).",
 )
 @click.option(
+    "--multipart-from",
+    metavar="SIZE",
+    default="256MiB",
+    show_default=True,
+    help="Objects larger than this go in 8 MiB parts; smaller ones stream in one PUT "
+    "(rclone's --s3-upload-cutoff).",
+)
+@click.option(
     "--listen",
     metavar="HOST:PORT",
     help="Serve the HTTP API and /metrics here (e.g. 127.0.0.1:7480).",
@@ -69,6 +78,7 @@ def run(
     until_synced: bool,
     no_events: bool,
     tag_sweep_rate: float,
+    multipart_from: str,
     listen: str | None,
     token_file: Path | None,
     metrics_public: bool,
@@ -80,6 +90,7 @@ def run(
         scan_interval=scan_interval,
         events=not no_events,
         tag_sweep_rate=tag_sweep_rate,
+        multipart_from=_multipart_from(multipart_from),
         queue=ctx.queue,
     )
     attachments = []
@@ -129,3 +140,11 @@ async def _policies(ctx: Context) -> list[Policy]:
         return await service.policies()
     finally:
         await service.close()
+
+
+def _multipart_from(value: str) -> int:
+    """Parts are 8 MiB, and S3 takes at most 5 GiB in one PUT: the cut-off lies between."""
+    size = parse_size(value, "--multipart-from")
+    if not 8 * MiB <= size <= 5 * 1024 * MiB:
+        raise UserError(f"--multipart-from {value!r} must be between 8MiB and 5GiB")
+    return size

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from engine.replication.dispatcher import Dispatcher, Route
 
+HELD_AFTER = 10.0  # seconds a key's copy runs before its waiting versions count as held
+
 
 def short(seconds: float) -> str:
     """A duration in one unit, as a table cell has room for: 45s, 2m, 3h, 2d."""
@@ -34,9 +36,15 @@ def hold_of(policy: str, route: Route, dispatcher: Dispatcher, pending: int, now
         behind = dispatcher.queued_behind(policy)
         if not behind and pending:
             behind = dispatcher.busy_keys(policy)  # its pending tasks wait for these keys
-    if behind:
-        more = f" (+{len(behind) - 1} keys)" if len(behind) > 1 else ""
-        return f"waiting: older version of {behind[0]} in flight{more}"
+    # A key copied for a few seconds while its newer version waits is the order keeping
+    # itself; held back for longer (a large or slow copy) it is what the queue waits on.
+    since = {
+        f.task.key: f.started_at for f in dispatcher.in_flight.values() if f.task.policy == policy
+    }
+    stuck = [key for key in behind if now - since.get(key, now) >= HELD_AFTER]
+    if stuck:
+        more = f" (+{len(stuck) - 1} keys)" if len(stuck) > 1 else ""
+        return f"waiting: older version of {stuck[0]} in flight{more}"
     context = route.context
     if context.limit is not None and context.limit.saturated:
         return "throttled"

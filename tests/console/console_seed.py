@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,17 @@ async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause(0.2)
     await pilot.app.workers.wait_for_complete()
     await pilot.pause(0.1)
+
+
+async def until_shown(pilot: Pilot[Any], check: Callable[[], Any], seconds: float = 30.0) -> Any:
+    """Let the console run until `check()` is truthy (what a request brings is painted by
+    workers that come and go); fail at the deadline with what was last seen."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not shown within {seconds}s; last: {result!r}")
+        await pilot.pause(0.1)
+    return result
 
 
 @dataclass

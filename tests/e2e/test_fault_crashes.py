@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Pair, eventually
-from tests.faultkit import OBJECTS, Plan, Progress, db_of, progress, seed
+from tests.faultkit import IN_PARTS, OBJECTS, Plan, Progress, db_of, progress, seed
 from tests.mirror import assert_ledger_agrees, assert_mirrored, duplicated
 
 # Ten engine lives and a full read of both buckets: past the suite's 300 s on a loaded machine.
@@ -60,7 +60,7 @@ def kill_at(pair: Pair, moment: Moment, versions: int, first: bool) -> tuple[str
     """Start an engine, SIGKILL it at `moment`: (the phase it was in, its progress, its life)."""
     name, reached = moment
     born = time.monotonic()
-    engine = pair.start_engine()
+    engine = pair.start_engine(*IN_PARTS)
 
     def due() -> Progress | None:
         now = progress(pair.state_dir)
@@ -95,7 +95,7 @@ def test_ten_sigkills_through_a_run_lose_nothing_and_copy_nothing_twice(pair: Pa
     assert phases[0] == "scan" or kills[0][1].landed == 0
     assert phases.count("multipart") >= 3, phases
     assert phases[-1] == "completion", phases
-    final = pair.start_engine("--until-synced")
+    final = pair.start_engine("--until-synced", *IN_PARTS)
     assert final.wait(300) == 0, pair.engine_log()[-3000:]
     drained = time.monotonic() - started
     checked = time.monotonic()

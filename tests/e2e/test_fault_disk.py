@@ -19,7 +19,7 @@ import pytest
 
 from engine.demo.seaweed import SeaweedServer
 from tests.conftest import Pair, eventually, new_pair
-from tests.faultkit import Plan, progress, seed
+from tests.faultkit import IN_PARTS, Plan, progress, seed
 from tests.mirror import duplicated, verify_pair
 
 pytestmark = pytest.mark.faults
@@ -74,7 +74,7 @@ def test_a_full_state_disk_stops_the_engine_cleanly_and_a_restart_ends_correct(
 def run_out_of_room(pair: Pair, disk: Path) -> None:
     seed(pair.src, pair.src_bucket, Plan(objects=200, multipart=0))
     pair.add_policy()
-    engine = pair.start_engine()
+    engine = pair.start_engine(*IN_PARTS)
     eventually(lambda: (p := progress(pair.state_dir)) and p.landed >= 200, 120, 0.1)
     filler = fill(disk)
     more = Plan(objects=400, multipart=0, seed=12)
@@ -94,7 +94,7 @@ def run_out_of_room(pair: Pair, disk: Path) -> None:
         assert "full" in last.lower() and str(pair.state_dir) in last, last
     os.unlink(filler)
     pair.stop_engine(engine)
-    final = pair.start_engine("--until-synced")
+    final = pair.start_engine("--until-synced", *IN_PARTS)
     assert final.wait(180) == 0, pair.engine_log()[-3000:]
     figures = verify_pair(pair, history=False)  # what a reader sees is exact
     print(f"after space came back: verified {figures}")

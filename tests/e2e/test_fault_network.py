@@ -107,8 +107,9 @@ def test_refused_connections_hold_the_backlog_until_the_target_answers(
     background.call(proxied.cut)  # from now every connection to the target is turned away
     pair.start_engine()
     eventually(lambda: background.call(lambda: proxied.counters.refused) >= 3, timeout=60)
-    during = pair.status()
-    assert during["target_online"] is False and during["failed"] == 0
+    # The published snapshot (every 2 s) says the link is down once the engine has seen it.
+    during = eventually(lambda: (st := pair.status())["target_online"] is False and st, 60)
+    assert during["failed"] == 0
     assert during["replicated"] == 0
     background.call(proxied.heal)
     status = eventually(lambda: settled(pair, MIXED.versions), timeout=180)

@@ -11,7 +11,7 @@ import pytest
 from minio.error import S3Error
 
 from tests.conftest import Pair, eventually
-from tests.faultkit import PART_SIZE, MiB, progress
+from tests.faultkit import IN_PARTS, PART_SIZE, MiB, progress
 from tests.mirror import read_bucket, unfinished_uploads, verify_pair
 
 pytestmark = pytest.mark.faults
@@ -42,7 +42,7 @@ def test_a_key_overwritten_deleted_or_removed_while_its_copy_runs_ends_as_the_so
     pair.put("race/bystander.txt", b"unchanged")
     # Capped at 4 MiB/s for the three copies together: each takes ~7 s, parts on the wire.
     pair.add_policy("--bandwidth", "4MiB")
-    pair.start_engine()
+    pair.start_engine(*IN_PARTS)
     eventually(lambda: set(unfinished_uploads(pair.dst, pair.dst_bucket)) >= racing, 120, 0.05)
     mid_copy = progress(pair.state_dir)
     assert mid_copy is not None and mid_copy.multipart == 3, mid_copy
@@ -69,7 +69,7 @@ def test_a_key_overwritten_deleted_or_removed_while_its_copy_runs_ends_as_the_so
 def test_twenty_versions_in_quick_succession_end_with_the_newest_on_top(pair: Pair) -> None:
     pair.put("hot/seed.txt", b"first")
     pair.add_policy()
-    pair.start_engine()
+    pair.start_engine(*IN_PARTS)
     eventually(lambda: settled(pair), timeout=60, interval=0.1)  # running and caught up
     started = time.monotonic()
     for n in range(20):

@@ -8,15 +8,17 @@ from dataclasses import replace
 
 from engine.replication.bandwidth import TokenBucket
 from engine.replication.budget import ByteBudget
-from engine.replication.holds import hold_of, short
+from engine.replication.holds import HELD_AFTER, hold_of, short
 from engine.s3.memory import MIN_PART, Call
 from tests.replication.conftest import POLICY, SRC, Rig, until
 
 
-async def hold(rig: Rig, policy: str = "p1") -> str:
+async def hold(rig: Rig, policy: str = "p1", later: float = 0.0) -> str:
+    """The policy's hold now, or as it will read `later` seconds on."""
     pending = (await rig.queue.counts()).get(policy)
     route = rig.dispatcher.routes[policy]
-    return hold_of(policy, route, rig.dispatcher, pending.pending if pending else 0, time.time())
+    count = pending.pending if pending else 0
+    return hold_of(policy, route, rig.dispatcher, count, time.time() + later)
 
 
 def gate_on(rig: Rig, op: str, key: str) -> asyncio.Event:
@@ -41,7 +43,9 @@ async def test_a_newer_version_waiting_for_the_older_one_names_the_key(rig: Rig)
     await rig.source.put(SRC, "big.iso", b"v2", {})
     await rig.scan(POLICY)  # the new version is pending, its key busy: nothing to claim
     rig.dispatcher.wake()
-    assert await until(lambda: hold(rig)) == "waiting: older version of big.iso in flight"
+    held = "waiting: older version of big.iso in flight"
+    assert await until(lambda: hold(rig, later=HELD_AFTER)) == held
+    assert await hold(rig) == ""  # a copy only just running: order, not yet a hold
     gate.set()
     await rig.settle()
     assert await hold(rig) == ""
