@@ -294,8 +294,8 @@ def verify_pair(pair: Pair, *, history: bool = True, failed: int = 0) -> Mirrore
 def duplicated(pair: Pair) -> list[str]:
     """Keys whose only difference is extra copies on the target: a delete marker or a
     version made twice, by a task whose completion was not recorded (a kill, a full disk)
-    and that ran again (issue 11 item 8, and the crash test's PUTs), named apart from
-    other differences so a regression says what it is; verify_pair reports the rest."""
+    and that ran again: named apart from other differences (the tests report them as the
+    open defect docs/reliability.md describes); verify_pair reports the rest."""
     source = read_bucket(pair.src, pair.src_bucket)
     target = read_bucket(pair.dst, pair.dst_bucket)
     doubled = []
