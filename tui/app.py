@@ -54,7 +54,7 @@ HISTORY_SECONDS = 15 * 60  # sparklines reach back this far (from the engine's h
 log = logging.getLogger("mirrorline.console")
 NO_SECRETS = (
     "this engine is reached over its API, which takes no secrets: add the endpoint on its "
-    "machine with `mirrorline alias set NAME URL ACCESS_KEY SECRET_KEY`"
+    "machine with `mirrorline alias set NAME URL` (it asks for the keys)"
 )
 
 

@@ -247,7 +247,7 @@ def next_step(aliases: int, policies: int) -> str | None:
     """What a newcomer with nothing configured should do next (None once replicating)."""
     if aliases == 0:
         return (
-            "no endpoints yet: add one with `mirrorline alias set NAME URL ACCESS_KEY SECRET_KEY`"
+            "no endpoints yet: add one with `mirrorline alias set NAME URL` (it asks for the keys)"
             " (or `A` in the console), or see replication live with `mirrorline demo`"
         )
     if policies == 0:
