@@ -121,7 +121,7 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
-    """Backlog numbers for one policy; O(1) to read (kept by triggers)."""
+    """Backlog numbers for one policy; read from counters, not by counting the backlog."""
 
     pending: int = 0
     pending_bytes: int = 0

@@ -1,13 +1,17 @@
-"""What only the SQLite backend has to get right: its transactions under cancellation."""
+"""What only the SQLite backend has to get right: transactions under cancellation, migrations."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from pathlib import Path
 
+from engine.model import Completion, NewTask, Op, Outcome
 from engine.state import open_state
 from engine.state.sqlite.database import open_db
+from engine.state.sqlite.migrations import APPLICATION_ID, MIGRATIONS
+from engine.state.sqlite.queue import SQLiteQueue
 
 
 async def test_a_transaction_cancelled_while_starting_leaves_none_open(tmp_path: Path) -> None:
@@ -46,3 +50,42 @@ async def test_dropping_a_policy_keeps_every_other_policys_telemetry(tmp_path: P
     finally:
         await state.close()
     assert left == {"latency:p1:small", "latency:main:small"}
+
+
+async def test_a_version_4_database_keeps_exact_counts_through_the_counter_migration(
+    tmp_path: Path,
+) -> None:
+    """Migration 5 moves counting from row triggers to batches: a queue mid-run (tasks in
+    every state, counted the old way) reads the same counts after it as before."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    for number, statements in enumerate(MIGRATIONS[:4], 1):
+        for sql in statements:
+            conn.execute(sql)
+        conn.execute(f"PRAGMA user_version={number}")
+    states = ["pending"] * 5 + ["in-flight"] * 3 + ["retrying"] * 2 + ["failed"]
+    conn.executemany(
+        "INSERT INTO tasks (policy, key, version_id, op, size, state, next_at, created_at, "
+        "updated_at) VALUES ('p1', ?, 'v', 'put', ?, ?, 0, ?, 0)",
+        [(f"k{i}", 10 + i, state, 100.0 + i) for i, state in enumerate(states)],
+    )
+    old = dict(conn.execute("SELECT state, count FROM counters").fetchall())
+    assert old == {"pending": 5, "in-flight": 3, "retrying": 2, "failed": 1}
+    conn.close()
+
+    db = await open_db(path)
+    queue = SQLiteQueue(db)
+    counts = (await queue.counts())["p1"]
+    sizes = [10 + i for i in range(len(states))]
+    assert (counts.pending, counts.pending_bytes) == (5, sum(sizes[:5]))
+    assert (counts.in_flight, counts.in_flight_bytes) == (3, sum(sizes[5:8]))
+    assert (counts.retrying, counts.failed, counts.oldest_pending_at) == (2, 1, 100.0)
+    # ...and keeps counting the new way: a completion of an in-flight task, a new task.
+    flying = [t for t in await queue.tasks("p1", limit=20) if t.state.value == "in-flight"]
+    await queue.complete([Completion(flying[0], Outcome.REPLICATED, 12, "t1")])
+    await queue.enqueue([NewTask(policy="p1", key="new", version_id="v", op=Op.PUT, size=7)])
+    counts = (await queue.counts())["p1"]
+    assert (counts.pending, counts.in_flight, counts.replicated) == (6, 2, 1)
+    assert counts.pending_bytes == sum(sizes[:5]) + 7
+    await db.close()

@@ -13,6 +13,12 @@ APPLICATION_ID = 0x4D4C4E45  # "MLNE": mirrorline's mark in the SQLite header (o
 # from before the application_id stamp is told apart from another application's.
 OWN_TABLES = frozenset({"policies", "settings", "tasks", "counters", "totals", "replicas"})
 
+
+def _bucket(state: str) -> str:
+    """The counter a task state counts under: pending and in flight are one, "queued"."""
+    return f"(CASE WHEN {state} IN ('pending', 'in-flight') THEN 'queued' ELSE {state} END)"
+
+
 MIGRATIONS: list[list[str]] = [
     [
         """CREATE TABLE policies (
@@ -121,5 +127,26 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE tasks ADD COLUMN error_code TEXT NOT NULL DEFAULT ''",
         """CREATE INDEX tasks_causes ON tasks(policy, op, error_class, error_code, id)
             WHERE state IN ('failed', 'retrying')""",
+    ],
+    [
+        # Counters per batch, not per row (issue 12: the row triggers were a third of a
+        # task's queue cost). New tasks are counted by the statement that queued them
+        # (queue.py: count_new), a completed one by the batch that deletes it, and a claim
+        # moves no counter: "queued" is pending and in flight together, and the few
+        # in-flight rows are counted live from tasks_state when read. Parking and
+        # retrying, one task at a time, still move them here.
+        "DROP TRIGGER tasks_counted_in",
+        "DROP TRIGGER tasks_counted_move",
+        "DROP TRIGGER tasks_counted_out",
+        "DELETE FROM counters",
+        f"""INSERT INTO counters (policy, state, count, bytes)
+            SELECT policy, {_bucket("state")}, COUNT(*), SUM(size) FROM tasks GROUP BY 1, 2""",
+        f"""CREATE TRIGGER tasks_counted_move AFTER UPDATE OF state ON tasks
+            WHEN {_bucket("OLD.state")} != {_bucket("NEW.state")} BEGIN
+            INSERT INTO counters(policy, state, count, bytes)
+                VALUES (OLD.policy, {_bucket("OLD.state")}, -1, -OLD.size),
+                       (NEW.policy, {_bucket("NEW.state")}, 1, NEW.size)
+            ON CONFLICT DO UPDATE SET count = count + excluded.count, bytes = bytes + excluded.bytes;
+        END""",
     ],
 ]

@@ -21,6 +21,9 @@ COLUMNS = (
 # Spelled as in the partial indexes tasks_parked and tasks_causes, so SQLite uses them.
 PARKED = "state IN ('failed', 'retrying')"
 
+# A policy's in-flight rows, through tasks_state: as many as are claimed, never the backlog.
+_FLYING = "FROM tasks WHERE tasks.policy = counters.policy AND tasks.state = 'in-flight'"
+
 _OPS = {op.value: op for op in Op}
 _STATES = {state.value: state for state in TaskState}
 
@@ -53,19 +56,29 @@ class QueueReads:
 
     async def counts(self) -> dict[str, Counts]:
         """Two statements, one hop each to the database thread: on a busy machine each hop
-        waits for a scheduler slot, and the queries themselves take microseconds."""
+        waits for a scheduler slot, and the queries themselves take microseconds.
+
+        The "queued" counter holds pending and in-flight tasks together (a claim moves
+        no counter); the in-flight ones, a few batches at most, are counted live from
+        tasks_state and taken out of it."""
         fields: dict[str, dict[str, float | int | None]] = {}
         rows = await self._db.conn.execute_fetchall(
-            "SELECT policy, state, count, bytes, CASE WHEN state = 'pending' THEN "
+            "SELECT policy, state, count, bytes, CASE WHEN state = 'queued' THEN "
             "(SELECT MIN(created_at) FROM tasks WHERE tasks.policy = counters.policy "
-            "AND tasks.state = 'pending') END FROM counters"
+            "AND tasks.state = 'pending') END, "
+            f"CASE WHEN state = 'queued' THEN (SELECT COUNT(*) {_FLYING}) END, "
+            f"CASE WHEN state = 'queued' THEN (SELECT COALESCE(SUM(size), 0) {_FLYING}) END "
+            "FROM counters"
         )
-        for policy, state, count, nbytes, oldest in rows:
+        for policy, state, count, nbytes, oldest, moving, moving_bytes in rows:
             entry = fields.setdefault(policy, {"oldest_pending_at": None})
-            name = state.replace("-", "_")
-            entry[name], entry[name + "_bytes"] = count, nbytes
-            if state == "pending":
+            if state == "queued":
+                entry["in_flight"], entry["in_flight_bytes"] = moving, moving_bytes
+                entry["pending"], entry["pending_bytes"] = count - moving, nbytes - moving_bytes
                 entry["oldest_pending_at"] = oldest
+            else:
+                name = state.replace("-", "_")
+                entry[name], entry[name + "_bytes"] = count, nbytes
         for row in await self._db.conn.execute_fetchall("SELECT * FROM totals"):
             entry = fields.setdefault(row["policy"], {"oldest_pending_at": None})
             entry.update(
