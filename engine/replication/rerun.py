@@ -46,8 +46,9 @@ async def held(task: Task, ctx: TransferContext) -> str:
     """Version id of a target replica of exactly this source version, or ''."""
     if task.attempts <= 1:
         return await target_holds(task, ctx)
-    if task.size > ctx.multipart_from:
+    if task.size > ctx.multipart_from:  # its writes show as open uploads until they land
         await settle_uploads(task, ctx)
+        return await target_holds(task, ctx)
     found = await target_holds(task, ctx)
     wait = ctx.settle_until - time.monotonic()
     if found or wait <= 0:
