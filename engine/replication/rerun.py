@@ -30,7 +30,7 @@ import contextlib
 import logging
 import time
 
-from engine.errors import NotFoundError
+from engine.errors import NotFoundError, PermanentError
 from engine.model import Task
 from engine.replication.context import TransferContext
 from engine.s3.origin import replica_of
@@ -47,8 +47,12 @@ async def held(task: Task, ctx: TransferContext) -> str:
     if task.attempts <= 1:
         return await target_holds(task, ctx)
     if task.size > ctx.multipart_from:  # its writes show as open uploads until they land
-        await settle_uploads(task, ctx)
-        return await target_holds(task, ctx)
+        try:
+            await settle_uploads(task, ctx)
+        except PermanentError as exc:  # not allowed to list uploads: the window must do
+            log.warning("cannot list the uploads of %r: %s", task.key, exc.reason)
+        else:
+            return await target_holds(task, ctx)
     found = await target_holds(task, ctx)
     wait = ctx.settle_until - time.monotonic()
     if found or wait <= 0:

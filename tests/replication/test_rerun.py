@@ -12,9 +12,10 @@ import os
 import time
 from dataclasses import replace
 
+from engine.errors import AccessDeniedError
 from engine.model import Outcome
 from engine.replication.transfer import execute
-from engine.s3.memory import MIN_PART, Call
+from engine.s3.memory import MIN_PART, Call, fail
 from tests.replication.conftest import DST, POLICY, Rig
 from tests.replication.test_transfer import put_source
 
@@ -89,3 +90,13 @@ async def test_a_first_attempt_neither_lists_uploads_nor_waits(rig: Rig) -> None
     ops = [c.op for c in rig.target.calls]
     assert "pending_uploads" not in ops and "list_versions" not in ops
     assert ops.count("head") == 1
+
+
+async def test_a_store_that_will_not_list_uploads_still_gets_its_copy(rig: Rig) -> None:
+    """A replication key without s3:ListBucketMultipartUploads: the re-run copies anyway."""
+    data = os.urandom(2 * MIN_PART + 100)
+    task = await put_source(rig, "big.bin", data)
+    rig.target.hook = fail(AccessDeniedError("list uploads: denied"), op="pending_uploads")
+    done = await execute(replace(task, target_has_key=True, attempts=2), rig.context(POLICY))
+    assert done.outcome is Outcome.REPLICATED
+    assert [v.data for v in rig.target.versions(DST, "big.bin")] == [data]
