@@ -30,6 +30,7 @@ from engine.replication.detector import Detector
 from engine.replication.dispatcher import Dispatcher, Recorder, Route
 from engine.replication.health import Link
 from engine.replication.holds import hold_of
+from engine.replication.rerun import SETTLE
 from engine.replication.resync import ResyncRunner
 from engine.replication.transfer import TransferContext
 from engine.s3.client import S3Client
@@ -76,6 +77,7 @@ class Engine:
         self._part_budget = ByteBudget(config.part_budget * config.part_size)
         self._limits: dict[str, TokenBucket] = {}
         self._looped: set[str] = set()  # policies refused as onto themselves, logged once
+        self._settle_until = 0.0  # see TransferContext.settle_until
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -94,6 +96,7 @@ class Engine:
             recovered = await self.queue.recover()
             if recovered:
                 log.info("recovered %d leases left by an earlier run", recovered)
+                self._settle_until = time.monotonic() + SETTLE
             await self._reload()
             await self.refresh()
             self.ready.set()
@@ -366,6 +369,7 @@ class Engine:
                 part_budget=self._part_budget,
                 stream_from=self.config.stream_from,
                 multipart_from=self.config.multipart_from,
+                settle_until=self._settle_until,
                 limit=limit if policy.bandwidth else None,
                 on_bytes=lambda n, pid=policy.id: self.telemetry.streamed(pid, n),
             )

@@ -30,4 +30,7 @@ class TransferContext:
     multipart_from: int = 256 * MiB
     on_bytes: Callable[[int], None] = lambda n: None
     limit: TokenBucket | None = None  # the policy's --bandwidth, shared by its transfers
+    # time.monotonic() until which a task run again waits for a dead run's writes to land
+    # before copying (engine/replication/rerun.py); 0 when no run died before this one
+    settle_until: float = 0.0
     starved: int = 0  # uploads waiting for their first part's budget: it is all elsewhere

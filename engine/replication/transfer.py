@@ -20,6 +20,7 @@ from urllib.parse import quote
 from engine.errors import NotFoundError, PermanentError, TransientError
 from engine.model import Completion, Op, Outcome, Task
 from engine.replication.context import TransferContext
+from engine.replication.rerun import held
 from engine.replication.streaming import multipart, stream_put
 from engine.s3 import ObjectHead
 from engine.s3.origin import (
@@ -28,7 +29,6 @@ from engine.s3.origin import (
     ORIGIN_ETAG,
     ORIGIN_VERSION,
     came_from,
-    replica_of,
 )
 
 __all__ = ["TransferContext", "execute"]
@@ -60,9 +60,9 @@ async def execute(
     if task.op is Op.DELETE_MARKER:
         return await _delete_marker(task, ctx)
     if task.target_has_key:
-        held = await _target_holds(task, ctx)
-        if held:
-            return Completion(task, Outcome.ALREADY, target_version=held)
+        replica = await held(task, ctx)
+        if replica:
+            return Completion(task, Outcome.ALREADY, target_version=replica)
     try:
         return await _copy(task, ctx, progress)
     except NotFoundError as exc:
@@ -96,43 +96,6 @@ async def _still_listed(task: Task, ctx: TransferContext, most: int = 5000) -> b
             if seen >= most:
                 return False
     return False
-
-
-async def _target_holds(task: Task, ctx: TransferContext, most: int = 32) -> str:
-    """Version id of a target replica of exactly this source version, or ''.
-
-    The latest version answers in one HEAD. A task claimed before (`attempts` > 1) may
-    have landed under newer versions of its key: the engine died after several versions
-    (or a marker) of one claim were written and before their completions were recorded.
-    Then the key's `most` newest versions are asked too, so the task run again finds its
-    replica instead of writing a second copy on top."""
-    bucket = ctx.policy.target_bucket
-    latest = ""
-    try:
-        head = await ctx.target.head(bucket, task.key)
-        if await replica_of(head, ctx.source_origin) == task.version_id:
-            return head.version_id
-        latest = head.version_id
-    except NotFoundError:
-        pass  # no object, or a delete marker on top
-    if task.attempts <= 1:
-        return ""
-    asked = 0
-    async with contextlib.aclosing(ctx.target.list_versions(bucket, task.key)) as pages:
-        async for page in pages:
-            for v in page:
-                if v.key > task.key or asked >= most:
-                    return ""
-                if v.key != task.key or v.is_delete_marker or v.version_id == latest:
-                    continue
-                asked += 1
-                try:
-                    older = await ctx.target.head(bucket, task.key, v.version_id)
-                except NotFoundError:
-                    continue  # removed meanwhile
-                if await replica_of(older, ctx.source_origin) == task.version_id:
-                    return older.version_id
-    return ""
 
 
 def _put_headers(head: ObjectHead, tags: dict[str, str], ctx: TransferContext) -> dict[str, str]:

@@ -96,6 +96,11 @@ class ObjectStore(Protocol):
 
     async def abort_multipart(self, bucket: str, key: str, upload_id: str) -> None: ...
 
+    async def pending_uploads(self, bucket: str, key: str) -> dict[str, int]:
+        """Multipart uploads of exactly `key` begun and neither completed nor aborted:
+        upload id -> bytes in its uploaded parts. What a dead run may have left."""
+        ...
+
     async def delete(self, bucket: str, key: str, version_id: str = "") -> tuple[str, bool]:
         """Without a version: a new delete marker. With one: that version is removed for
         good. Returns (version id, whether it is / was a delete marker)."""

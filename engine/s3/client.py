@@ -25,7 +25,7 @@ from yarl import URL
 
 from engine.aliases import Alias
 from engine.errors import MirrorlineError, TransientError
-from engine.s3 import chunked
+from engine.s3 import chunked, uploads
 from engine.s3.errors import classify
 from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Signer, encode_path, encode_query
 from engine.s3.types import Body, ListedVersion, ObjectHead
@@ -334,6 +334,25 @@ class S3Client:
         what = f"abort multipart {bucket}/{key}"
         async with self.request("DELETE", bucket, key, {"uploadId": upload_id}, what=what):
             pass
+
+    async def pending_uploads(self, bucket: str, key: str) -> dict[str, int]:
+        """ListMultipartUploads by the key as prefix (the first 1,000: one key never has
+        more in flight), then ListParts of each, every page."""
+        params = {"uploads": "", "prefix": key, "encoding-type": "url"}
+        async with self.request("GET", bucket, params=params, what=f"list uploads {key}") as r:
+            ids = uploads.ids_of(ET.fromstring(await r.read()), key)
+        return {upload_id: await self._uploaded(bucket, key, upload_id) for upload_id in ids}
+
+    async def _uploaded(self, bucket: str, key: str, upload_id: str) -> int:
+        total, marker = 0, ""
+        while True:
+            params = {"uploadId": upload_id, **({"part-number-marker": marker} if marker else {})}
+            async with self.request("GET", bucket, key, params, what=f"list parts {key}") as r:
+                page = uploads.parts_of(ET.fromstring(await r.read()))
+            total += page.size
+            if not page.next_marker:
+                return total
+            marker = page.next_marker
 
     async def delete(self, bucket: str, key: str, version_id: str = "") -> tuple[str, bool]:
         """DELETE; without a version this makes a delete marker. Returns (version id, is marker)."""

@@ -298,6 +298,14 @@ class MemoryStore:
         self._upload(call, upload_id)
         del self.uploads[upload_id]
 
+    async def pending_uploads(self, bucket: str, key: str) -> dict[str, int]:
+        await self._enter(Call("pending_uploads", bucket, key))
+        return {
+            upload_id: sum(map(len, upload.parts.values()))
+            for upload_id, upload in self.uploads.items()
+            if upload.key == key
+        }
+
     def _upload(self, call: Call, upload_id: str) -> _Upload:
         upload = self.uploads.get(upload_id)
         if upload is None or upload.key != call.key:

@@ -99,6 +99,7 @@ def run_out_of_room(pair: Pair, disk: Path) -> None:
     figures = verify_pair(pair, history=False)  # what a reader sees is exact
     print(f"after space came back: verified {figures}")
     doubled = duplicated(pair)
-    if doubled:  # open defect, docs/reliability.md: a copy completing after the kill
-        pytest.xfail(f"after a full state disk a task run again copied a version twice: {doubled}")
+    assert not doubled, (
+        f"after a full state disk a task run again copied a version twice: {doubled}"
+    )
     verify_pair(pair)  # every version, in order

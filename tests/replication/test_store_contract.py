@@ -267,6 +267,21 @@ class StoreContract:
         await store.abort_multipart(bucket, "mp", upload)
         assert await listing(store, bucket) == []
 
+    async def test_open_uploads_of_one_key_are_listed_with_their_bytes(
+        self, store: ObjectStore, bucket: str
+    ) -> None:
+        """What a task run again after a crash asks: the dead run's uploads of its key."""
+        part = b"p" * MIN_PART
+        upload = await store.create_multipart(bucket, "mp", {})
+        await store.upload_part(bucket, "mp", upload, 1, part, md5_b64(part), MIN_PART)
+        await store.upload_part(bucket, "mp", upload, 2, b"tail", md5_b64(b"tail"), 4)
+        empty = await store.create_multipart(bucket, "mp", {})
+        longer = await store.create_multipart(bucket, "mp/longer", {})  # the prefix matches
+        assert await store.pending_uploads(bucket, "mp") == {upload: MIN_PART + 4, empty: 0}
+        for key, done in (("mp", upload), ("mp", empty), ("mp/longer", longer)):
+            await store.abort_multipart(bucket, key, done)
+        assert await store.pending_uploads(bucket, "mp") == {}
+
     async def test_errors_have_the_class_replication_decides_on(
         self, store: ObjectStore, bucket: str
     ) -> None:
