@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from engine.aliases import Alias, AliasBook
 from engine.config import EngineConfig, ensure
@@ -71,6 +71,7 @@ class Engine:
         self._state: State | None = None
         self._stop = asyncio.Event()
         self._kicked = asyncio.Event()
+        self.reloads = 0  # configuration reloads so far: what a webhook event must not cost
         self.ready = asyncio.Event()  # set once the state is open and the first snapshot taken
         self._reloading = asyncio.Lock()
         self._detach = asyncio.Event()
@@ -147,6 +148,20 @@ class Engine:
     def kick(self) -> None:
         """Configuration changed (a policy, a pause): reload now rather than within a second."""
         self._kicked.set()
+
+    def wake(self, policy_ids: Iterable[str]) -> None:
+        """Work was queued for these policies (a webhook's records): their dispatchers claim now.
+
+        A reload would wake them too, after reading every policy and alias again, on
+        every event batch. Only a policy this engine has not loaded yet (added a moment
+        ago) needs the reload, and gets it."""
+        for pid in policy_ids:
+            policy = self.policies.get(pid)
+            dispatcher = self.dispatchers.get(policy.target_alias) if policy else None
+            if dispatcher is None:
+                self.kick()
+            else:
+                dispatcher.wake()
 
     async def reconfigure(self) -> Snapshot:
         """Apply a configuration change now and return a snapshot that shows it."""
@@ -280,6 +295,7 @@ class Engine:
         A bad aliases file keeps the aliases in use; policies that cannot be read keep
         the policies in use; either way the engine goes on replicating, and the problem
         is in the snapshot (`engine.config_error`) until it is fixed."""
+        self.reloads += 1
         problems = []
         try:
             self._load_aliases()

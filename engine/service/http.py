@@ -293,15 +293,15 @@ def create_app(
 
     async def minio_events(request: Request) -> Response:
         records = parse(await body_of(request, WEBHOOK_LIMIT))
-        added = await ingest(
+        done = await ingest(
             records,
             await service.policies(),
             service.queue,
             request.query_params.get("alias") or None,
         )
-        if added and service.engine is not None:
-            service.engine.kick()
-        return JSONResponse({"records": len(records), "enqueued": added})
+        if service.engine is not None:
+            service.engine.wake(done.policies)  # only those dispatchers: no reload
+        return JSONResponse({"records": len(records), "enqueued": done.enqueued})
 
     async def metrics(request: Request) -> Response:
         snap = await service.status()

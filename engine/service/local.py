@@ -1,4 +1,8 @@
-"""The service on a state dir, and on the engine in this process when there is one."""
+"""The service on a state dir, and on the engine in this process when there is one.
+
+The checks that reach the stores (explain, diff, verify, endpoint probes) bring
+aiohttp and the minio SDK with them: each is imported in the method that uses
+it, so a read-only command (`status`, `backlog`, `ls`) starts without them."""
 
 from __future__ import annotations
 
@@ -8,16 +12,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.aliases import Alias, AliasBook
-from engine.checks.diff import diff_policy
-from engine.checks.endpoints import check_alias, check_policy
-from engine.checks.explain import explain
 from engine.checks.report import Difference, PolicyReport
-from engine.checks.verify import verify_policy
 from engine.config import DEFAULT_RESYNC_PAGE, check_dir, state_address
-from engine.engine import Engine
 from engine.errors import UserError
 from engine.model import Attempt, Cause, Counts, FailureGroup, TaskState
 from engine.policy import (
@@ -47,6 +46,9 @@ from engine.state.stores import PolicyStore
 from engine.telemetry.compose import FRESH, cluster_of, compose, hold, state_of, targets
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer
 from engine.telemetry.stats import Telemetry, history, with_backlog
+
+if TYPE_CHECKING:  # the engine's own process hands it in; a read-only command never loads it
+    from engine.engine import Engine
 
 MAX_CONCURRENCY = 256  # keys a verify compares at once
 MAX_RESYNC_PAGE = 1000
@@ -122,6 +124,8 @@ class LocalService(Service, AliasWriter):
         return await self.queue.failure_groups(policy)
 
     async def explain(self, source: str, key: str) -> Explanation:
+        from engine.checks.explain import explain
+
         snap = await self.status()
         policies = await self.store.all()
         return await explain(
@@ -186,6 +190,8 @@ class LocalService(Service, AliasWriter):
             if not spec.id.strip():
                 raise UserError("the policy id must not be empty")
             parse_id(spec.id)
+        from engine.checks.endpoints import check_policy
+
         policy = await self._parse(spec, spec.id or new_id(), spec.priority)
         await self.store.check_new(policy)
         await check_policy(policy, self.book.fresh())
@@ -201,6 +207,8 @@ class LocalService(Service, AliasWriter):
         enabled = old.enabled if spec.enabled is None else spec.enabled
         new = replace(new, paused=old.paused, created_at=old.created_at, enabled=enabled)
         if (new.source, new.target) != (old.source, old.target):
+            from engine.checks.endpoints import check_policy
+
             await check_policy(new, self.book.fresh())
         policy = await self.store.update(new)
         if replace(old, enabled=policy.enabled) == policy != old:  # `--state` alone
@@ -256,6 +264,8 @@ class LocalService(Service, AliasWriter):
         return [r.public(now) for r in found if r is not None]
 
     async def diff(self, policy_id: str) -> list[Difference]:
+        from engine.checks.diff import diff_policy
+
         return await diff_policy(await self.store.get(policy_id), self.book.fresh())
 
     async def verify(
@@ -268,6 +278,8 @@ class LocalService(Service, AliasWriter):
         bounds.at_least_one(sample, "sample")
         if not 1 <= concurrency <= MAX_CONCURRENCY:
             raise UserError(f"the concurrency must be between 1 and {MAX_CONCURRENCY}")
+        from engine.checks.verify import verify_policy
+
         policy = await self.store.get(policy_id)
         return await verify_policy(
             policy,
@@ -285,6 +297,8 @@ class LocalService(Service, AliasWriter):
 
         An `AliasWriter`, not on `Service`: the API takes no secrets, as it shows none."""
         if check:
+            from engine.checks.endpoints import check_alias
+
             await check_alias(alias)
         self.book.fresh().set(alias)
         await self._audit("alias", f"set {alias.name}: {alias.url}")

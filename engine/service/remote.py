@@ -10,11 +10,10 @@ transient, a refused token a user error.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from engine.checks.report import Difference, PolicyReport
 from engine.errors import (
@@ -37,6 +36,13 @@ from engine.service import (
     group_of,
 )
 from engine.telemetry.snapshot import HistoryPoint, Snapshot, Transfer, build
+
+# httpx loads its own command line (rich and pygments, a third of a `--connect` command's
+# start-up) whenever they are installed, as textual installs them; a client never runs it.
+# Marked absent, it is skipped the way httpx skips it without its `cli` extra.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import httpx  # noqa: E402
 
 # diff and verify read whole buckets: no limit on the wait for their answer
 SLOW = httpx.Timeout(10.0, read=None)

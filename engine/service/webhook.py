@@ -43,6 +43,15 @@ class Record:
     at: float
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """What a batch of records queued: how many tasks were new, and for which policies
+    (whose dispatchers then have work; a record queued twice still names its policy)."""
+
+    enqueued: int
+    policies: frozenset[str]
+
+
 MAX_SIZE = 5 * 1024**4  # S3's largest object (5 TiB)
 MAX_KEY = 1024  # bytes of an S3 key
 MAX_VERSION = 1024  # characters of a version id (S3's are 32 to 64)
@@ -125,8 +134,8 @@ def _op(event: str, policy: Policy) -> Op | None:
 
 async def ingest(
     records: Sequence[Record], policies: Sequence[Policy], queue: TaskQueue, alias: str | None
-) -> int:
-    """Commit a task per record and matching policy; returns how many were new."""
+) -> Ingested:
+    """Commit a task per record and matching policy."""
     tasks: list[NewTask] = []
     for record in records:
         for policy in policies:
@@ -159,4 +168,5 @@ async def ingest(
                     target_has_key=op is Op.PUT,
                 )
             )
-    return await queue.enqueue(tasks)
+    added = await queue.enqueue(tasks)
+    return Ingested(added, frozenset(t.policy for t in tasks) if added else frozenset())

@@ -14,7 +14,6 @@ import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from importlib.metadata import PackageNotFoundError, version
 from typing import TypeVar
 
 from engine.model import Counts
@@ -41,7 +40,10 @@ FRESH = 10.0  # a published snapshot older than this means the engine is gone
 @functools.cache
 def package_version() -> str:
     """Read once: importlib.metadata parses the package's METADATA on every call (0.3 s of
-    CPU per minute of a running engine, measured, at the refresh rate)."""
+    CPU per minute of a running engine, measured, at the refresh rate). Imported here: a
+    CLI command that never composes a live snapshot starts without it."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("mirrorline")
     except PackageNotFoundError:

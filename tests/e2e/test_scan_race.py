@@ -73,7 +73,7 @@ async def test_a_copy_recorded_after_the_source_listing_is_not_deleted(
     async def written_and_copied_through_its_event() -> None:
         version = await asyncio.to_thread(rig.pair.put, late_key, b"late")
         event = Record("s3:ObjectCreated:Put", rig.pair.src_bucket, late_key, version, 4, "", 0)
-        assert await ingest([event], [rig.policy], rig.queue, None) == 1
+        assert (await ingest([event], [rig.policy], rig.queue, None)).enqueued == 1
         assert await rig.run_queued() == [Op.PUT]
 
     racing = ListedThen(rig.source, written_and_copied_through_its_event)
@@ -99,7 +99,7 @@ async def test_a_copy_recorded_after_its_target_page_was_listed_is_not_queued_ag
 
     async def copied_through_its_event() -> None:
         event = Record("s3:ObjectCreated:Put", rig.pair.src_bucket, "b", version, 1, "", 0)
-        assert await ingest([event], [rig.policy], rig.queue, None) == 1
+        assert (await ingest([event], [rig.policy], rig.queue, None)).enqueued == 1
         assert await rig.run_queued() == [Op.PUT]
 
     racing = ListedThen(rig.target, copied_through_its_event)
