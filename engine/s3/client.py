@@ -1,11 +1,12 @@
-"""The data path: a lean asyncio S3 client on aiohttp.
+"""The data path: a lean asyncio S3 client on our own HTTP/1.1 pool (http1.py).
 
 Only what replication needs (the ObjectStore Protocol of engine/s3/__init__.py):
 list versions, get, put, multipart, delete, tags.
 Measured on these machines (copy-path-perf.md) this path costs about half the
 CPU per object of the minio SDK in threads, and CPU per object is what bounds a
-bulk copy on two shared cores. The minio SDK stays in charge of the control
-plane (engine/s3/control.py).
+bulk copy on two shared cores; aiohttp's request machinery was then half of what
+was left (copy-path-profile.md), hence http1.py. The minio SDK stays in charge
+of the control plane (engine/s3/control.py).
 """
 
 from __future__ import annotations
@@ -19,14 +20,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_plus, urlsplit
 
-import aiohttp
-from multidict import CIMultiDictProxy
-from yarl import URL
-
 from engine.aliases import Alias
 from engine.errors import MirrorlineError, TransientError
 from engine.s3 import chunked
 from engine.s3.errors import classify
+from engine.s3.http1 import Pool, Response
 from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Signer, encode_path, encode_query
 from engine.s3.types import Body, ListedVersion, ObjectHead
 
@@ -67,8 +65,8 @@ def parse_http_date(value: str) -> float:
     return parsedate_to_datetime(value).timestamp()
 
 
-def head_from(headers: CIMultiDictProxy[str]) -> ObjectHead:
-    lowered = {k.lower(): v for k, v in headers.items()}
+def head_from(lowered: dict[str, str]) -> ObjectHead:
+    """The head of a GET or HEAD from its response headers (names in lower case)."""
     meta = {k[11:]: v for k, v in lowered.items() if k.startswith("x-amz-meta-")}
     return ObjectHead(
         version_id=lowered.get("x-amz-version-id", "null"),
@@ -83,7 +81,7 @@ def head_from(headers: CIMultiDictProxy[str]) -> ObjectHead:
 
 
 class S3Client:
-    """One endpoint, one credential set, one pooled aiohttp session."""
+    """One endpoint, one credential set, one pool of keep-alive connections."""
 
     def __init__(
         self,
@@ -101,15 +99,19 @@ class S3Client:
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
         self._host = parts.netloc
         self._signer = Signer(access_key, secret_key, region)
-        self._ssl: ssl.SSLContext | bool = True
+        context: ssl.SSLContext | None = None
         if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=ca_file or None)
             if insecure:
-                self._ssl = False
-            elif ca_file:
-                self._ssl = ssl.create_default_context(cafile=ca_file)
-        self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=read_timeout)
-        self._session: aiohttp.ClientSession | None = None
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        self._pool = Pool(
+            self.endpoint,
+            ssl_context=context,
+            limit=max_connections,
+            connect_timeout=10.0,
+            read_timeout=read_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"S3Client({self.endpoint!r})"
@@ -126,31 +128,8 @@ class S3Client:
             max_connections=max_connections,
         )
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, ssl=self._ssl, ttl_dns_cache=300
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),  # S3 sets none; filtering cost per request
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            )
-            # aiohttp quietly re-sends a PUT once when a reused connection drops: to S3
-            # with versioning that can be a second version of the object. A dropped
-            # request must surface as an error instead; the task's retry then checks
-            # the target for the replica before copying again.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
     @asynccontextmanager
     async def request(
@@ -163,28 +142,37 @@ class S3Client:
         body: Body | None = None,
         what: str = "",
         payload_hash: str = UNSIGNED_PAYLOAD,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send one signed request; S3 errors come out as MirrorlineError values."""
+    ) -> AsyncIterator[Response]:
+        """Send one signed request; S3 errors come out as MirrorlineError values.
+
+        The pool adds no header of its own, so Content-Length is set here, before
+        signing: a PUT or POST always carries one (S3 wants it even for no body)."""
         path = encode_path(f"/{bucket}/{key}" if key else f"/{bucket}" if bucket else "/")
         query = encode_query(params) if params else ""
-        hdrs = self._signer.sign(method, self._host, path, query, dict(headers or {}), payload_hash)
-        url = URL(f"{self.endpoint}{path}{'?' + query if query else ''}", encoded=True)
+        hdrs = dict(headers) if headers else {}
+        if "Content-Length" not in hdrs and "content-length" not in hdrs:
+            if isinstance(body, bytes):
+                hdrs["Content-Length"] = str(len(body))
+            elif body is None and method in ("PUT", "POST"):
+                hdrs["Content-Length"] = "0"
+        hdrs = self._signer.sign(method, self._host, path, query, hdrs, payload_hash)
+        target = f"{path}?{query}" if query else path
         label = what or f"{method} {bucket}/{key}"
         try:
-            async with self.session.request(method, url, headers=hdrs, data=body) as resp:
+            async with self._pool.request(method, target, hdrs, body) as resp:
                 if resp.status >= 300 and resp.status != 304:
                     raise await self._error(resp, label)
                 yield resp
         except MirrorlineError:
             raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise TransientError(
                 f"{label}: {type(exc).__name__}: {exc or 'timed out'}",
                 code="Connection",
                 endpoint=self.endpoint,  # the dispatcher marks this endpoint's link offline
             ) from exc
 
-    async def _error(self, resp: aiohttp.ClientResponse, what: str) -> MirrorlineError:
+    async def _error(self, resp: Response, what: str) -> MirrorlineError:
         code, message = "", ""
         if resp.method != "HEAD":
             raw = await resp.read()
@@ -262,7 +250,7 @@ class S3Client:
         version_id: str = "",
         byte_range: tuple[int, int] | None = None,
         if_match: str = "",
-    ) -> AsyncIterator[tuple[ObjectHead, aiohttp.StreamReader]]:
+    ) -> AsyncIterator[tuple[ObjectHead, Response]]:
         params = {"versionId": version_id} if version_id and version_id != "null" else None
         headers = {}
         if byte_range is not None:
@@ -271,7 +259,7 @@ class S3Client:
             headers["If-Match"] = f'"{if_match}"'
         what = f"GET {bucket}/{key}"
         async with self.request("GET", bucket, key, params, headers, what=what) as resp:
-            yield head_from(resp.headers), resp.content
+            yield head_from(resp.headers), resp
 
     async def head(self, bucket: str, key: str, version_id: str = "") -> ObjectHead:
         params = {"versionId": version_id} if version_id and version_id != "null" else None
@@ -286,7 +274,7 @@ class S3Client:
         async with self.request(
             "PUT", bucket, key, None, headers, body, f"PUT {bucket}/{key}", payload
         ) as r:
-            return r.headers.get("x-amz-version-id", "null"), r.headers.get("ETag", "").strip('"')
+            return r.headers.get("x-amz-version-id", "null"), r.headers.get("etag", "").strip('"')
 
     async def create_multipart(self, bucket: str, key: str, headers: dict[str, str]) -> str:
         what = f"create multipart {bucket}/{key}"
@@ -310,7 +298,7 @@ class S3Client:
             headers["Content-MD5"] = md5
         body, headers, payload = _framed(body, headers)
         async with self.request("PUT", bucket, key, params, headers, body, what, payload) as r:
-            return r.headers.get("ETag", "")
+            return r.headers.get("etag", "")
 
     async def complete_multipart(
         self, bucket: str, key: str, upload_id: str, etags: list[str]
