@@ -11,20 +11,20 @@ of the control plane (engine/s3/control.py).
 
 from __future__ import annotations
 
-import calendar
 import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from types import TracebackType
 from urllib.parse import unquote_plus, urlsplit
 
 from engine.aliases import Alias
 from engine.errors import MirrorlineError, TransientError
 from engine.s3 import chunked
 from engine.s3.errors import classify
-from engine.s3.http1 import Pool, Response
+from engine.s3.heads import head_from, parse_time
+from engine.s3.http1 import Response
+from engine.s3.pool import Pool
 from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Signer, encode_path, encode_query
 from engine.s3.types import Body, ListedVersion, ObjectHead
 
@@ -34,50 +34,6 @@ NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 def _text(elem: ET.Element, name: str, default: str = "") -> str:
     child = elem.find(NS + name)
     return (child.text or default) if child is not None else default
-
-
-def parse_time(value: str) -> float:
-    """ISO 8601 (listings) to epoch seconds."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
-
-
-def parse_http_date(value: str) -> float:
-    """An HTTP date to epoch seconds: the fixed RFC 7231 form directly (every S3 server
-    sends it; email.utils cost 2% of the copy path's CPU), anything else through email."""
-    if not value:
-        return 0.0
-    parts = value.split()
-    if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
-        try:
-            hour, minute, second = (int(x) for x in parts[4].split(":"))
-            fields = (int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second)
-            return float(calendar.timegm(fields))
-        except ValueError:
-            pass
-    return parsedate_to_datetime(value).timestamp()
-
-
-def head_from(lowered: dict[str, str]) -> ObjectHead:
-    """The head of a GET or HEAD from its response headers (names in lower case)."""
-    meta = {k[11:]: v for k, v in lowered.items() if k.startswith("x-amz-meta-")}
-    return ObjectHead(
-        version_id=lowered.get("x-amz-version-id", "null"),
-        size=int(lowered.get("content-length", "0")),
-        etag=lowered.get("etag", "").strip('"'),
-        last_modified=parse_http_date(lowered.get("last-modified", "")),
-        headers=lowered,
-        metadata=meta,
-        tag_count=int(lowered.get("x-amz-tagging-count", "0") or 0),
-        is_delete_marker=lowered.get("x-amz-delete-marker") == "true",
-    )
 
 
 class S3Client:
@@ -131,8 +87,7 @@ class S3Client:
     async def close(self) -> None:
         await self._pool.close()
 
-    @asynccontextmanager
-    async def request(
+    def request(
         self,
         method: str,
         bucket: str,
@@ -142,7 +97,7 @@ class S3Client:
         body: Body | None = None,
         what: str = "",
         payload_hash: str = UNSIGNED_PAYLOAD,
-    ) -> AsyncIterator[Response]:
+    ) -> _Call:
         """Send one signed request; S3 errors come out as MirrorlineError values.
 
         The pool adds no header of its own, so Content-Length is set here, before
@@ -158,33 +113,7 @@ class S3Client:
         hdrs = self._signer.sign(method, self._host, path, query, hdrs, payload_hash)
         target = f"{path}?{query}" if query else path
         label = what or f"{method} {bucket}/{key}"
-        try:
-            async with self._pool.request(method, target, hdrs, body) as resp:
-                if resp.status >= 300 and resp.status != 304:
-                    raise await self._error(resp, label)
-                yield resp
-        except MirrorlineError:
-            raise
-        except (TimeoutError, OSError) as exc:
-            raise TransientError(
-                f"{label}: {type(exc).__name__}: {exc or 'timed out'}",
-                code="Connection",
-                endpoint=self.endpoint,  # the dispatcher marks this endpoint's link offline
-            ) from exc
-
-    async def _error(self, resp: Response, what: str) -> MirrorlineError:
-        code, message = "", ""
-        if resp.method != "HEAD":
-            raw = await resp.read()
-            try:
-                root = ET.fromstring(raw)
-                code = root.findtext("Code") or root.findtext(NS + "Code") or ""
-                message = root.findtext("Message") or root.findtext(NS + "Message") or ""
-            except ET.ParseError:
-                message = raw[:200].decode(errors="replace").strip()
-        elif resp.status == 403:
-            code = "AccessDenied"
-        return classify(resp.status, code, message, what)
+        return _Call(self.endpoint, label, self._pool.request(method, target, hdrs, body))
 
     async def list_buckets(self) -> list[str]:
         """GET / : cheap, and proves both reachability and credentials."""
@@ -353,6 +282,63 @@ class S3Client:
         xml = f"<Tagging><TagSet>{body}</TagSet></Tagging>".encode()
         async with self.request("PUT", bucket, key, params, {}, xml, f"put tags {key}"):
             pass
+
+
+class _Call:
+    """One request as an `async with`: the response on entry, failures as the error tree.
+
+    A class rather than an @asynccontextmanager: a bulk copy makes two of these per
+    object, and the generator machinery was a visible share of the request's CPU.
+    A link failure inside the block (a body that breaks off) is mapped on the way out.
+    """
+
+    __slots__ = ("_endpoint", "_label", "_response")
+
+    def __init__(self, endpoint: str, label: str, response: Response) -> None:
+        self._endpoint, self._label, self._response = endpoint, label, response
+
+    async def __aenter__(self) -> Response:
+        resp = self._response
+        try:
+            await resp.__aenter__()
+            if resp.status >= 300 and resp.status != 304:
+                error = await _error(resp, self._label)
+                await resp.__aexit__(None, None, None)
+                raise error
+        except (TimeoutError, OSError) as exc:
+            await resp.__aexit__(None, None, None)
+            raise self._link_error(exc) from exc
+        return resp
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._response.__aexit__(kind, exc, tb)
+        if isinstance(exc, TimeoutError | OSError):
+            raise self._link_error(exc) from exc
+
+    def _link_error(self, exc: BaseException) -> TransientError:
+        return TransientError(
+            f"{self._label}: {type(exc).__name__}: {exc or 'timed out'}",
+            code="Connection",
+            endpoint=self._endpoint,  # the dispatcher marks this endpoint's link offline
+        )
+
+
+async def _error(resp: Response, what: str) -> MirrorlineError:
+    """An S3 error response (its XML read whole) as the error tree's value."""
+    code, message = "", ""
+    if resp.method != "HEAD":
+        raw = await resp.read()
+        try:
+            root = ET.fromstring(raw)
+            code = root.findtext("Code") or root.findtext(NS + "Code") or ""
+            message = root.findtext("Message") or root.findtext(NS + "Message") or ""
+        except ET.ParseError:
+            message = raw[:200].decode(errors="replace").strip()
+    elif resp.status == 403:
+        code = "AccessDenied"
+    return classify(resp.status, code, message, what)
 
 
 def _decoder(listing: ET.Element) -> Callable[[str], str]:

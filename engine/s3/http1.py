@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 client for the data path: one keep-alive pool per endpoint.
+"""A lean HTTP/1.1 client for the data path: one exchange, request to last body byte.
 
 Why not aiohttp: on a bulk copy of small objects its per-request machinery
 (ClientRequest/ClientResponse, yarl URLs, multidicts, its header parser) was 46%
@@ -10,7 +10,7 @@ here a request is one header block written in one piece, the response is parsed
 by llhttp (httptools, the parser uvicorn uses) into a plain dict, and a body is
 a queue of the bytes the socket gave, read with backpressure.
 
-The socket itself is wire.py. Failures are OSError values (ConnectionClosed,
+The socket itself is wire.py, the keep-alive pool pool.py. Failures are OSError values (ConnectionClosed,
 ProtocolError) or TimeoutError: the S3 client (client.py) maps them, as it maps
 S3 error XML, to the error tree.
 """
@@ -18,20 +18,29 @@ S3 error XML, to the error tree.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
-from urllib.parse import urlsplit
+from typing import Protocol
 
 import httptools
 
 from engine.s3.wire import Connection, ConnectionClosed, HTTPError, ProtocolError
 
-__all__ = ["ConnectionClosed", "HTTPError", "Pool", "ProtocolError", "Response"]
+__all__ = ["ConnectionClosed", "HTTPError", "ProtocolError", "Response"]
 
 HIGH_WATER = 1024 * 1024  # body bytes held before the socket stops being read
 Body = bytes | AsyncIterator[bytes]
+
+
+class Lender(Protocol):
+    """Where an exchange gets its connection and gives it back (pool.Pool)."""
+
+    read_timeout: float
+
+    async def acquire(self) -> tuple[Connection, bool]: ...
+
+    def release(self, conn: Connection, reusable: bool) -> None: ...
 
 
 class Response:
@@ -64,7 +73,7 @@ class Response:
     )
 
     def __init__(
-        self, pool: Pool, method: str, target: str, headers: dict[str, str], body: Body | None
+        self, pool: Lender, method: str, target: str, headers: dict[str, str], body: Body | None
     ) -> None:
         self._pool, self.method, self.target, self.headers = pool, method, target, headers
         self._body = body
@@ -130,6 +139,8 @@ class Response:
     async def _send(self, conn: Connection, head: bytes) -> None:
         transport, body = conn.transport, self._body
         assert transport is not None
+        if conn.closed:  # lost between the pool's check and now
+            raise ConnectionClosed("connection closed before sending")
         if body is None or isinstance(body, bytes | bytearray | memoryview):
             transport.write(head + body if body else head)
             return
@@ -139,6 +150,8 @@ class Response:
             if self._started:  # answered before the body was all sent (an error, say)
                 self._keep_alive = False
                 return
+            if conn.closed:
+                raise self._error or ConnectionClosed("connection closed while sending")
             transport.write(piece)
             if conn.writable:
                 continue
@@ -311,100 +324,3 @@ def _header_block(method: str, target: str, headers: dict[str, str]) -> bytes:
     if text.count("\n") != len(headers) + 1 or text.count("\r") != len(headers) + 1:
         raise ProtocolError("a header name or value holds a line break")
     return (text + "\r\n").encode("utf-8", "surrogateescape")
-
-
-class Pool:
-    """Keep-alive connections to one endpoint, at most `limit` at once.
-
-    A connection is reused only after its response was read whole, and not after
-    `idle_timeout` seconds unused: servers close idle connections (SeaweedFS, nginx
-    in front of MinIO), and a request sent on one the server is closing is lost.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        limit: int = 64,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
-        idle_timeout: float = 15.0,
-    ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl = (
-            (ssl_context or ssl.create_default_context()) if parts.scheme == "https" else None
-        )
-        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
-        self.idle_timeout = idle_timeout
-        self._limit = limit
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._slots = asyncio.Semaphore(limit)
-        self._idle: list[Connection] = []
-        self._open: set[Connection] = set()
-
-    def __repr__(self) -> str:
-        return f"Pool({self.host}:{self.port}, idle={len(self._idle)}, open={len(self._open)})"
-
-    def request(
-        self, method: str, target: str, headers: dict[str, str], body: Body | None = None
-    ) -> Response:
-        """`async with pool.request(...) as response`. `headers` must hold Host, and
-        Content-Length for any body: the pool adds nothing, so what was signed is sent."""
-        return Response(self, method, target, headers, body)
-
-    async def acquire(self) -> tuple[Connection, bool]:
-        """A connection for one exchange, and whether it was used before."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new asyncio.run: the old loop's sockets are gone
-            self._loop, self._slots = loop, asyncio.Semaphore(self._limit)
-            self._idle, self._open = [], set()
-        await self._slots.acquire()
-        try:
-            now = loop.time()
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.closed and now - conn.idle_since < self.idle_timeout:
-                    return conn, True
-                self._drop(conn)
-            return await self._connect(), False
-        except BaseException:
-            self._slots.release()
-            raise
-
-    async def _connect(self) -> Connection:
-        loop = asyncio.get_running_loop()
-        server_hostname = self.host if self.ssl is not None else None
-        async with asyncio.timeout(self.connect_timeout):
-            _, conn = await loop.create_connection(
-                Connection, self.host, self.port, ssl=self.ssl, server_hostname=server_hostname
-            )
-        self._open.add(conn)
-        return conn
-
-    def release(self, conn: Connection, reusable: bool) -> None:
-        if reusable:
-            conn.idle_since = asyncio.get_running_loop().time()
-            self._idle.append(conn)
-        else:
-            self._drop(conn)
-        self._slots.release()
-
-    def _drop(self, conn: Connection) -> None:
-        conn.close()
-        self._open.discard(conn)
-
-    @property
-    def idle(self) -> int:
-        """Connections open and unused (tests read it to prove reuse)."""
-        return len(self._idle)
-
-    async def close(self) -> None:
-        for conn in list(self._open):
-            conn.close()
-        self._open.clear()
-        self._idle.clear()

@@ -37,7 +37,7 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.exchange: Exchange | None = None
-        self.closed = False
+        self._closed = False
         self.idle_since = 0.0
         self.reading = True
         self._paused = False
@@ -55,8 +55,14 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         return False  # close the transport: a half-closed HTTP/1.1 connection is done
 
+    @property
+    def closed(self) -> bool:
+        """No more writes: lost, closed by us, or closing (uvloop refuses a write then,
+        before `connection_lost` has been called)."""
+        return self._closed or self.transport is None or self.transport.is_closing()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        self._closed = True
         if self.exchange is not None:
             self.exchange.lost(exc)
         self._wake_writer(exc or ConnectionClosed("connection closed while sending"))
@@ -100,6 +106,6 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def close(self) -> None:
-        self.closed = True
+        self._closed = True
         if self.transport is not None:
             self.transport.close()

@@ -10,6 +10,8 @@ real-server suites (tests/replication/test_store_contract.py, tests/e2e/).
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +19,8 @@ import pytest
 
 from engine.errors import NotFoundError, PermanentError, TransientError
 from engine.s3.client import S3Client
-from engine.s3.http1 import HIGH_WATER, ConnectionClosed, Pool, ProtocolError
+from engine.s3.http1 import HIGH_WATER, ConnectionClosed, ProtocolError
+from engine.s3.pool import Pool
 from tests.conftest import until
 
 Handler = Callable[["Server", int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -40,6 +43,7 @@ class Server:
     requests: list[Request] = field(default_factory=list)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     handlers: list[asyncio.Task[None]] = field(default_factory=list)
+    closed: int = 0  # connections that ended (the client closed, or the handler returned)
     url: str = ""
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -51,6 +55,7 @@ class Server:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self.closed += 1
             writer.close()
 
     async def read(self, reader: asyncio.StreamReader) -> Request:
@@ -83,7 +88,8 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
     for listening, server in servers:
         listening.close()
         for writer in server.writers:
-            writer.transport.abort()  # a handler waiting for a request sees the end
+            if not writer.transport.is_closing():
+                writer.transport.abort()  # a handler waiting for a request sees the end
         if server.handlers:
             await asyncio.wait(server.handlers, timeout=10)
 
@@ -423,4 +429,40 @@ async def test_a_refused_connection_is_a_link_down_error() -> None:
     with pytest.raises(TransientError) as caught:
         await client.list_buckets()
     assert caught.value.link_down
+    await client.close()
+
+
+async def test_a_pool_left_alone_closes_its_idle_connections(serve) -> None:
+    server = await keep_answering(serve, b"idle")
+    pool = Pool(server.url, idle_timeout=0.2)
+    async with get(pool) as resp:
+        assert await resp.read() == b"idle"
+    assert pool.idle == 1
+    await until(lambda: server.closed == 1, 30)  # no request needed to notice
+    assert pool.idle == 0
+    await pool.close()
+
+
+async def test_a_reset_mid_upload_is_a_connection_error(serve) -> None:
+    async def handler(server: Server, n: int, reader: asyncio.StreamReader, writer) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(256 * 1024)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # a TCP reset, as a dropped link sends
+
+    server = await serve(handler)
+    client = S3Client(server.url, "ak", "sk")
+    size = 64 * 1024 * 1024
+
+    async def body() -> AsyncIterator[bytes]:
+        piece = b"u" * (1024 * 1024)
+        for _ in range(size // len(piece)):
+            yield piece
+
+    headers = {"Content-Length": str(size), "Content-MD5": "x"}
+    with pytest.raises(TransientError) as caught:
+        async with asyncio.timeout(60):
+            await client.put("b", "k", body(), headers)
+    assert caught.value.code == "Connection"
     await client.close()
