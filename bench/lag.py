@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -124,8 +124,10 @@ async def recopied(dst: S3Client, first: dict[str, str]) -> list[str]:
 
 async def engine_status(url: str, token: str) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {token}"}
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/v1/status", headers=auth) as r:
-        return await r.json()  # type: ignore[no-any-return]
+    async with httpx.AsyncClient(timeout=10) as http:
+        r = await http.get(f"{url}/v1/status", headers=auth)
+        r.raise_for_status()
+        return r.json()  # type: ignore[no-any-return]
 
 
 async def wait_api(url: str, token: str, deadline: float) -> None:
@@ -133,7 +135,7 @@ async def wait_api(url: str, token: str, deadline: float) -> None:
         try:
             await engine_status(url, token)
             return
-        except (aiohttp.ClientError, OSError):
+        except (httpx.HTTPError, OSError):
             await asyncio.sleep(0.2)
     raise bc.BenchFailure(f"the engine's API at {url} did not answer")
 

@@ -2,7 +2,7 @@
 engine's own ledger say what the stores say?
 
 Independent of the engine on purpose: both buckets are read with the minio SDK (not the
-engine's aiohttp client, listing helpers or `replicate verify`), every version's body is
+engine's data-path client, listing helpers or `replicate verify`), every version's body is
 downloaded and hashed, and the state database is read with the standard library's sqlite3.
 A bug in the engine's data path therefore cannot hide itself from this check.
 

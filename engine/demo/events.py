@@ -15,7 +15,7 @@ import logging
 from typing import Any
 from urllib.parse import quote_plus
 
-import aiohttp
+import httpx
 
 from engine.demo.mix import Kind
 from engine.demo.workload import Write
@@ -65,25 +65,22 @@ class WebhookFeed:
         self.bucket = bucket
         self.posted = 0
         self.failed = 0
-        self._session: aiohttp.ClientSession | None = None
+        self._session: httpx.AsyncClient | None = None
 
     def __repr__(self) -> str:
         return f"WebhookFeed({self._url!r}, bucket={self.bucket!r})"
 
     async def __call__(self, write: Write) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            self._session = httpx.AsyncClient(timeout=10)
         record = minio_record(self.bucket, write)
         body = {"EventName": record["eventName"], "Records": [record]}
         try:
-            async with self._session.post(
+            resp = await self._session.post(
                 self._url, json=body, params=self._params, headers=self._headers
-            ) as resp:
-                if resp.status >= 300:
-                    raise aiohttp.ClientResponseError(
-                        resp.request_info, (), status=resp.status, message=resp.reason or ""
-                    )
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            )
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
             if not self.failed:
                 log.warning("webhook feed: the engine did not take an event: %s", exc)
             self.failed += 1
@@ -92,5 +89,5 @@ class WebhookFeed:
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
+            await self._session.aclose()
             self._session = None

@@ -142,7 +142,7 @@ async def _upload(
             piece = view[start : start + STREAM_CHUNK]
             if ctx.limit is not None:
                 await ctx.limit.take(len(piece))
-            yield piece  # type: ignore[misc]  # aiohttp writes any bytes-like
+            yield piece  # type: ignore[misc]  # the pool writes any bytes-like
             moved(len(piece))
 
     return await send(chunks())

@@ -2,7 +2,7 @@
 
     ObjectStore (this Protocol)   what scanner, transfer, resync, dispatcher, health and the
                                   checks call; nothing else of a store is theirs to use
-    ├── client.S3Client           the aiohttp data path to a real endpoint (signs, streams)
+    ├── client.S3Client           the data path to a real endpoint (signs, streams; http1.py)
     └── memory.MemoryStore        versioned buckets in a dict, with fault hooks (tests, demo)
     control.ControlClient         the minio SDK control plane (buckets, versioning, events)
 

@@ -1,32 +1,30 @@
-"""The data path: a lean asyncio S3 client on aiohttp.
+"""The data path: a lean asyncio S3 client on our own HTTP/1.1 pool (http1.py).
 
 Only what replication needs (the ObjectStore Protocol of engine/s3/__init__.py):
 list versions, get, put, multipart, delete, tags.
 Measured on these machines (copy-path-perf.md) this path costs about half the
 CPU per object of the minio SDK in threads, and CPU per object is what bounds a
-bulk copy on two shared cores. The minio SDK stays in charge of the control
-plane (engine/s3/control.py).
+bulk copy on two shared cores; aiohttp's request machinery was then half of what
+was left (copy-path-profile.md), hence http1.py. The minio SDK stays in charge
+of the control plane (engine/s3/control.py).
 """
 
 from __future__ import annotations
 
-import calendar
 import ssl
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from types import TracebackType
 from urllib.parse import unquote_plus, urlsplit
-
-import aiohttp
-from multidict import CIMultiDictProxy
-from yarl import URL
 
 from engine.aliases import Alias
 from engine.errors import MirrorlineError, TransientError
 from engine.s3 import chunked, uploads
 from engine.s3.errors import classify
+from engine.s3.heads import head_from, parse_time
+from engine.s3.http1 import Response
+from engine.s3.pool import Pool
 from engine.s3.sigv4 import UNSIGNED_PAYLOAD, Signer, encode_path, encode_query
 from engine.s3.types import Body, ListedVersion, ObjectHead
 
@@ -38,52 +36,8 @@ def _text(elem: ET.Element, name: str, default: str = "") -> str:
     return (child.text or default) if child is not None else default
 
 
-def parse_time(value: str) -> float:
-    """ISO 8601 (listings) to epoch seconds."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
-    )
-}
-
-
-def parse_http_date(value: str) -> float:
-    """An HTTP date to epoch seconds: the fixed RFC 7231 form directly (every S3 server
-    sends it; email.utils cost 2% of the copy path's CPU), anything else through email."""
-    if not value:
-        return 0.0
-    parts = value.split()
-    if len(parts) == 6 and parts[5] == "GMT" and parts[2] in _MONTHS:
-        try:
-            hour, minute, second = (int(x) for x in parts[4].split(":"))
-            fields = (int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second)
-            return float(calendar.timegm(fields))
-        except ValueError:
-            pass
-    return parsedate_to_datetime(value).timestamp()
-
-
-def head_from(headers: CIMultiDictProxy[str]) -> ObjectHead:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    meta = {k[11:]: v for k, v in lowered.items() if k.startswith("x-amz-meta-")}
-    return ObjectHead(
-        version_id=lowered.get("x-amz-version-id", "null"),
-        size=int(lowered.get("content-length", "0")),
-        etag=lowered.get("etag", "").strip('"'),
-        last_modified=parse_http_date(lowered.get("last-modified", "")),
-        headers=lowered,
-        metadata=meta,
-        tag_count=int(lowered.get("x-amz-tagging-count", "0") or 0),
-        is_delete_marker=lowered.get("x-amz-delete-marker") == "true",
-    )
-
-
 class S3Client:
-    """One endpoint, one credential set, one pooled aiohttp session."""
+    """One endpoint, one credential set, one pool of keep-alive connections."""
 
     def __init__(
         self,
@@ -101,15 +55,19 @@ class S3Client:
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
         self._host = parts.netloc
         self._signer = Signer(access_key, secret_key, region)
-        self._ssl: ssl.SSLContext | bool = True
+        context: ssl.SSLContext | None = None
         if parts.scheme == "https":
+            context = ssl.create_default_context(cafile=ca_file or None)
             if insecure:
-                self._ssl = False
-            elif ca_file:
-                self._ssl = ssl.create_default_context(cafile=ca_file)
-        self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=read_timeout)
-        self._session: aiohttp.ClientSession | None = None
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        self._pool = Pool(
+            self.endpoint,
+            ssl_context=context,
+            limit=max_connections,
+            connect_timeout=10.0,
+            read_timeout=read_timeout,
+        )
 
     def __repr__(self) -> str:
         return f"S3Client({self.endpoint!r})"
@@ -126,34 +84,10 @@ class S3Client:
             max_connections=max_connections,
         )
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._max_connections, ssl=self._ssl, ttl_dns_cache=300
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),  # S3 sets none; filtering cost per request
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            )
-            # aiohttp quietly re-sends a PUT once when a reused connection drops: to S3
-            # with versioning that can be a second version of the object. A dropped
-            # request must surface as an error instead; the task's retry then checks
-            # the target for the replica before copying again.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
-    @asynccontextmanager
-    async def request(
+    def request(
         self,
         method: str,
         bucket: str,
@@ -163,40 +97,23 @@ class S3Client:
         body: Body | None = None,
         what: str = "",
         payload_hash: str = UNSIGNED_PAYLOAD,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send one signed request; S3 errors come out as MirrorlineError values."""
+    ) -> _Call:
+        """Send one signed request; S3 errors come out as MirrorlineError values.
+
+        The pool adds no header of its own, so Content-Length is set here, before
+        signing: a PUT or POST always carries one (S3 wants it even for no body)."""
         path = encode_path(f"/{bucket}/{key}" if key else f"/{bucket}" if bucket else "/")
         query = encode_query(params) if params else ""
-        hdrs = self._signer.sign(method, self._host, path, query, dict(headers or {}), payload_hash)
-        url = URL(f"{self.endpoint}{path}{'?' + query if query else ''}", encoded=True)
+        hdrs = dict(headers) if headers else {}
+        if "Content-Length" not in hdrs and "content-length" not in hdrs:
+            if isinstance(body, bytes):
+                hdrs["Content-Length"] = str(len(body))
+            elif body is None and method in ("PUT", "POST"):
+                hdrs["Content-Length"] = "0"
+        hdrs = self._signer.sign(method, self._host, path, query, hdrs, payload_hash)
+        target = f"{path}?{query}" if query else path
         label = what or f"{method} {bucket}/{key}"
-        try:
-            async with self.session.request(method, url, headers=hdrs, data=body) as resp:
-                if resp.status >= 300 and resp.status != 304:
-                    raise await self._error(resp, label)
-                yield resp
-        except MirrorlineError:
-            raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise TransientError(
-                f"{label}: {type(exc).__name__}: {exc or 'timed out'}",
-                code="Connection",
-                endpoint=self.endpoint,  # the dispatcher marks this endpoint's link offline
-            ) from exc
-
-    async def _error(self, resp: aiohttp.ClientResponse, what: str) -> MirrorlineError:
-        code, message = "", ""
-        if resp.method != "HEAD":
-            raw = await resp.read()
-            try:
-                root = ET.fromstring(raw)
-                code = root.findtext("Code") or root.findtext(NS + "Code") or ""
-                message = root.findtext("Message") or root.findtext(NS + "Message") or ""
-            except ET.ParseError:
-                message = raw[:200].decode(errors="replace").strip()
-        elif resp.status == 403:
-            code = "AccessDenied"
-        return classify(resp.status, code, message, what)
+        return _Call(self.endpoint, label, self._pool.request(method, target, hdrs, body))
 
     async def list_buckets(self) -> list[str]:
         """GET / : cheap, and proves both reachability and credentials."""
@@ -262,7 +179,7 @@ class S3Client:
         version_id: str = "",
         byte_range: tuple[int, int] | None = None,
         if_match: str = "",
-    ) -> AsyncIterator[tuple[ObjectHead, aiohttp.StreamReader]]:
+    ) -> AsyncIterator[tuple[ObjectHead, Response]]:
         params = {"versionId": version_id} if version_id and version_id != "null" else None
         headers = {}
         if byte_range is not None:
@@ -271,7 +188,7 @@ class S3Client:
             headers["If-Match"] = f'"{if_match}"'
         what = f"GET {bucket}/{key}"
         async with self.request("GET", bucket, key, params, headers, what=what) as resp:
-            yield head_from(resp.headers), resp.content
+            yield head_from(resp.headers), resp
 
     async def head(self, bucket: str, key: str, version_id: str = "") -> ObjectHead:
         params = {"versionId": version_id} if version_id and version_id != "null" else None
@@ -286,7 +203,7 @@ class S3Client:
         async with self.request(
             "PUT", bucket, key, None, headers, body, f"PUT {bucket}/{key}", payload
         ) as r:
-            return r.headers.get("x-amz-version-id", "null"), r.headers.get("ETag", "").strip('"')
+            return r.headers.get("x-amz-version-id", "null"), r.headers.get("etag", "").strip('"')
 
     async def create_multipart(self, bucket: str, key: str, headers: dict[str, str]) -> str:
         what = f"create multipart {bucket}/{key}"
@@ -310,7 +227,7 @@ class S3Client:
             headers["Content-MD5"] = md5
         body, headers, payload = _framed(body, headers)
         async with self.request("PUT", bucket, key, params, headers, body, what, payload) as r:
-            return r.headers.get("ETag", "")
+            return r.headers.get("etag", "")
 
     async def complete_multipart(
         self, bucket: str, key: str, upload_id: str, etags: list[str]
@@ -384,6 +301,63 @@ class S3Client:
         xml = f"<Tagging><TagSet>{body}</TagSet></Tagging>".encode()
         async with self.request("PUT", bucket, key, params, {}, xml, f"put tags {key}"):
             pass
+
+
+class _Call:
+    """One request as an `async with`: the response on entry, failures as the error tree.
+
+    A class rather than an @asynccontextmanager: a bulk copy makes two of these per
+    object, and the generator machinery was a visible share of the request's CPU.
+    A link failure inside the block (a body that breaks off) is mapped on the way out.
+    """
+
+    __slots__ = ("_endpoint", "_label", "_response")
+
+    def __init__(self, endpoint: str, label: str, response: Response) -> None:
+        self._endpoint, self._label, self._response = endpoint, label, response
+
+    async def __aenter__(self) -> Response:
+        resp = self._response
+        try:
+            await resp.__aenter__()
+            if resp.status >= 300 and resp.status != 304:
+                error = await _error(resp, self._label)
+                await resp.__aexit__(None, None, None)
+                raise error
+        except (TimeoutError, OSError) as exc:
+            await resp.__aexit__(None, None, None)
+            raise self._link_error(exc) from exc
+        return resp
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._response.__aexit__(kind, exc, tb)
+        if isinstance(exc, TimeoutError | OSError):
+            raise self._link_error(exc) from exc
+
+    def _link_error(self, exc: BaseException) -> TransientError:
+        return TransientError(
+            f"{self._label}: {type(exc).__name__}: {exc or 'timed out'}",
+            code="Connection",
+            endpoint=self._endpoint,  # the dispatcher marks this endpoint's link offline
+        )
+
+
+async def _error(resp: Response, what: str) -> MirrorlineError:
+    """An S3 error response (its XML read whole) as the error tree's value."""
+    code, message = "", ""
+    if resp.method != "HEAD":
+        raw = await resp.read()
+        try:
+            root = ET.fromstring(raw)
+            code = root.findtext("Code") or root.findtext(NS + "Code") or ""
+            message = root.findtext("Message") or root.findtext(NS + "Message") or ""
+        except ET.ParseError:
+            message = raw[:200].decode(errors="replace").strip()
+    elif resp.status == 403:
+        code = "AccessDenied"
+    return classify(resp.status, code, message, what)
 
 
 def _decoder(listing: ET.Element) -> Callable[[str], str]:

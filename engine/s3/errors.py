@@ -1,6 +1,6 @@
 """S3 error responses to the error tree: the one place that knows vendor codes.
 
-Both stores (the aiohttp client, the minio control plane) and the in-memory store
+Both stores (the data-path client, the minio control plane) and the in-memory store
 raise through `classify`, so the replication code and the checks only ever ask an
 error's class (NotFoundError, AccessDeniedError, retryable), never its code.
 """

@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for the aiohttp data path.
+"""AWS Signature Version 4 for the data path (client.py).
 
 The copy path is CPU-bound on these machines (see copy-path-perf.md): the
 signing key is derived once per day instead of with four HMACs per request,

@@ -1,6 +1,6 @@
 """The values a store hands to replication: listing entries, object heads, bodies.
 
-Kept apart from the aiohttp client so that `import engine.s3` (the Protocol) and
+Kept apart from the HTTP client so that `import engine.s3` (the Protocol) and
 the in-memory store load no HTTP library.
 """
 
@@ -41,7 +41,7 @@ class ObjectHead:
 
 
 class Stream(Protocol):
-    """The body of a GET, read as it arrives (what aiohttp's StreamReader offers)."""
+    """The body of a GET, read as it arrives (what http1.Response and MemoryStore offer)."""
 
     async def readexactly(self, n: int) -> bytes: ...
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.model import Completion, Op, Outcome, Task
-from engine.s3.client import parse_http_date
+from engine.s3.heads import parse_http_date
 from engine.s3.sigv4 import Signer
 from engine.telemetry.stats import Telemetry
 
