@@ -1,4 +1,4 @@
-"""A read-only command starts without the copy path: no aiohttp, no minio SDK, no console.
+"""A read-only command starts without the copy path: no HTTP data path, no minio SDK, no console.
 
 Start-up is almost all imports (`bench/cli_start.py` times it): aiohttp and the
 minio SDK (with its Crypto) took 0.7 s of a 1.1 s `replicate status`. Each command
@@ -23,7 +23,7 @@ from engine.policy import Policy
 from engine.state import open_state
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("aiohttp", "minio", "textual")
+HEAVY = ("aiohttp", "httptools", "minio", "textual")  # httptools: the data path's parser
 MARK = "loaded:"
 # Runs `mirrorline ARGS...` as the console script does, and names the heavy
 # packages in sys.modules when the interpreter exits (after click's sys.exit).
@@ -97,4 +97,4 @@ def test_the_runner_sees_what_a_command_loads(state_dir: Path) -> None:
     """`diff` reaches the stores (aliases on a closed port): it loads the data path, and says so."""
     done, loaded = run_cli(state_dir, ["replicate", "diff", "src/bucket-a"])
     assert done.returncode != 0, done.stdout
-    assert "aiohttp" in loaded, done.stderr
+    assert "httptools" in loaded, done.stderr
