@@ -36,7 +36,9 @@ MIRRORLINE = [sys.executable, "-m", "engine.cli"]
 _bucket_numbers = itertools.count(1)
 
 
-S3_FIXTURES = {"servers", "pair", "rig"}
+# Matched against each test's whole fixture closure: the real-server `rig` below needs
+# `pair`, so it is caught through it, and tests/replication's in-memory `rig` is not.
+S3_FIXTURES = {"servers", "pair"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
