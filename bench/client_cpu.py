@@ -6,7 +6,7 @@
 The copy's own CPU is mostly requests (a GET and a PUT per small object), so this
 isolates the client from the queue, the scanner and the servers: a process with
 only `S3Client` does PUT, GET and HEAD of 4 KiB objects at a fixed concurrency
-under uvloop (as `run` does), and reports its CPU (process_time: every thread)
+under uvloop with the GC settings of `run` (engine/cli/runtime.py), and reports its CPU (process_time: every thread)
 per request. With `--base` an older engine tree (`git archive` of a commit) runs
 the same load in alternating rounds, so the two figures share the machine's load.
 Every GET is checked against what was PUT.
@@ -56,6 +56,10 @@ async def _load(endpoint: str, key: str, secret: str, requests: int, concurrency
 def _child(args: argparse.Namespace) -> None:
     sys.path.insert(0, args.child_root)
     import uvloop
+
+    from engine.cli.runtime import quiet_gc
+
+    quiet_gc()  # as `run` does: without it the old client's garbage doubled its figure
 
     key, secret = os.environ["BENCH_S3_KEY"], os.environ["BENCH_S3_SECRET"]  # never on argv
     result = uvloop.run(_load(args.endpoint, key, secret, args.requests, args.concurrency))

@@ -80,7 +80,7 @@ class Response:
         self.status = 0
         self._conn: Connection | None = None
         self._parser: httptools.HttpResponseParser | None = None
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[bytes | memoryview] = deque()
         self._size = 0
         self._started = self._done = self._keep_alive = self._framed = False
         self._error: BaseException | None = None
@@ -267,20 +267,27 @@ class Response:
     # -- the body ----------------------------------------------------------------------------
 
     def _take(self, n: int) -> bytes:
+        """The next `n` buffered bytes, each copied once at most: the rest of a chunk
+        stays a view of it (a large copy reads 256 KiB pieces out of whatever the
+        socket gave, and slicing bytes copied each byte up to three times)."""
         chunks = self._chunks
         first = chunks[0]
-        if len(first) == n:
+        size = len(first)
+        if size == n:
             chunks.popleft()
-            piece = first
-        elif len(first) > n:
-            piece, chunks[0] = first[:n], first[n:]
+            piece = first if type(first) is bytes else bytes(first)
+        elif size > n:
+            view = memoryview(first)
+            piece, chunks[0] = bytes(view[:n]), view[n:]
         else:
-            parts, left = [], n
+            parts: list[bytes | memoryview] = []
+            left = n
             while left:
                 chunk = chunks.popleft()
                 if len(chunk) > left:
-                    chunks.appendleft(chunk[left:])
-                    chunk = chunk[:left]
+                    view = memoryview(chunk)
+                    chunks.appendleft(view[left:])
+                    chunk = view[:left]
                 parts.append(chunk)
                 left -= len(chunk)
             piece = b"".join(parts)

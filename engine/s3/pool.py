@@ -8,11 +8,12 @@ connections, with no TCP or TLS handshake each.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from urllib.parse import urlsplit
 
 from engine.s3.http1 import Body, Response
-from engine.s3.wire import Connection
+from engine.s3.wire import ConnectFailed, Connection
 
 __all__ = ["Pool"]
 
@@ -86,12 +87,21 @@ class Pool:
     async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
         server_hostname = self.host if self.ssl is not None else None
-        async with asyncio.timeout(self.connect_timeout):
-            _, conn = await loop.create_connection(
-                Connection, self.host, self.port, ssl=self.ssl, server_hostname=server_hostname
-            )
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(
+                    Connection, self.host, self.port, ssl=self.ssl, server_hostname=server_hostname
+                )
+        except TimeoutError:
+            raise ConnectFailed(self._cannot(f"no answer in {self.connect_timeout:g} s")) from None
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ConnectFailed(self._cannot(why)) from exc
         self._open.add(conn)
         return conn
+
+    def _cannot(self, why: str) -> str:
+        return f"Cannot connect to host {self.host}:{self.port}: {why}"
 
     def release(self, conn: Connection, reusable: bool) -> None:
         if reusable:

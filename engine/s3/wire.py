@@ -23,6 +23,10 @@ class ProtocolError(HTTPError):
     """The server's bytes are not an HTTP/1.1 response, or the request was not framable."""
 
 
+class ConnectFailed(HTTPError):
+    """No connection could be made (refused, unreachable, TLS refused, timed out)."""
+
+
 class Exchange(Protocol):
     """What a connection feeds: the response being read on it."""
 

@@ -429,6 +429,7 @@ async def test_a_refused_connection_is_a_link_down_error() -> None:
     with pytest.raises(TransientError) as caught:
         await client.list_buckets()
     assert caught.value.link_down
+    assert f"Cannot connect to host 127.0.0.1:{port}: Connection refused" in caught.value.reason
     await client.close()
 
 
