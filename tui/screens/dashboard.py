@@ -33,7 +33,7 @@ from tui.screens.failures import FailuresScreen
 from tui.screens.form import say
 from tui.screens.policy_actions import PolicyActions
 from tui.view import View
-from tui.widgets.fit import Spec, fit
+from tui.widgets.fit import Spec, fit, natural
 from tui.widgets.table import Cell, LiveTable, plain
 from tui.widgets.trend import Series, Trend
 
@@ -259,12 +259,13 @@ class DashboardScreen(PolicyActions[Fetched]):
         if not table.size.width:  # not laid out yet: the refit after the resize shapes it
             yield from table.sync_steps(rows)
             return
-        shaped = fit(
-            TRANSFER_COLUMNS,
-            [[plain(c) for c in r] for _, r in rows],
-            table.size.width - SCROLLBAR,
-        )
-        table.shape(shaped.hidden)
+        plain_rows = [[plain(c) for c in r] for _, r in rows]
+        shaped = fit(TRANSFER_COLUMNS, plain_rows, table.size.width - SCROLLBAR)
+        # Every column at the width these rows need: a DataTable column never narrows by
+        # itself, so one wide size seen a minute ago would push TRY off the pane.
+        want = natural(TRANSFER_COLUMNS, plain_rows)
+        shown = [c.key for c in TRANSFER_COLUMNS if c.key not in shaped.hidden]
+        table.shape(shaped.hidden, {k: shaped.widths.get(k, want[k]) for k in shown})
         if "key" in shaped.widths:
             cut = shaped.widths["key"]
             rows = [(k, [fmt.middle(plain(r[0]), cut), *r[1:]]) for k, r in rows]
