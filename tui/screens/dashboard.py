@@ -33,7 +33,7 @@ from tui.screens.failures import FailuresScreen
 from tui.screens.form import say
 from tui.screens.policy_actions import PolicyActions
 from tui.view import View
-from tui.widgets.fit import Spec, fit
+from tui.widgets.fit import Spec, fit, natural
 from tui.widgets.table import Cell, LiveTable, plain
 from tui.widgets.trend import Series, Trend
 
@@ -61,6 +61,15 @@ POLICY_COLUMNS = (
     Spec("limit", "LIMIT", give_way=5),
 )
 FRAME = 4  # the panel's border and the table's vertical scrollbar
+# The in-flight pane is half the screen: the key gives up its middle before the bar goes.
+TRANSFER_COLUMNS = (
+    Spec("key", "KEY", keep=True, shrink_to=24),
+    Spec("size", "SIZE", keep=True),
+    Spec("progress", "PROGRESS", give_way=1),
+    Spec("speed", "SPEED", give_way=2),
+    Spec("attempt", "TRY", give_way=3),
+)
+SCROLLBAR = 2  # the in-flight table's own vertical scrollbar
 
 
 @dataclass(frozen=True)
@@ -107,9 +116,9 @@ def policy_row(p: PolicyStats, snapshot: Snapshot) -> list[Cell]:
 
 def transfer_row(t: Transfer) -> list[Cell]:
     return [
-        fmt.middle(f"{t.policy}: {t.key}", 34),
+        f"{t.policy}: {t.key}",
         fmt.size(t.size),
-        fmt.bar(t.bytes_done, t.size, 10),
+        fmt.bar(t.bytes_done, t.size, 8),
         fmt.rate(t.speed),
         str(t.attempt),
     ]
@@ -135,6 +144,7 @@ class DashboardScreen(PolicyActions[Fetched]):
         self.causes: dict[str, FailureGroup] = {}  # the causes shown, by row key
         self.policy_rows: list[tuple[str, list[Cell]]] = []
         self.width = 0  # the policies table's, as the last resize left it
+        self.transfer_rows: list[tuple[str, list[Cell]]] = []  # uncut, for the next refit
 
     def compose(self) -> ComposeResult:
         yield from self.header()
@@ -150,15 +160,7 @@ class DashboardScreen(PolicyActions[Fetched]):
             with Vertical(id="transfers-panel", classes="panel") as transfers:
                 transfers.border_title = "In flight"
                 yield LiveTable(
-                    [
-                        ("key", "KEY"),
-                        ("size", "SIZE"),
-                        ("progress", "PROGRESS"),
-                        ("speed", "SPEED"),
-                        ("attempt", "TRY"),
-                    ],
-                    cap=100,
-                    id="transfers",
+                    [(c.key, c.label) for c in TRANSFER_COLUMNS], cap=100, id="transfers"
                 )
             with Vertical(id="failures-panel", classes="panel") as failures:
                 failures.border_title = "Failures by cause"
@@ -184,6 +186,7 @@ class DashboardScreen(PolicyActions[Fetched]):
         self.set_class(narrow, "narrow")
         self.width = event.size.width - FRAME
         self.shape_policies()
+        self.call_after_refresh(self.refit_transfers)  # once the panes have their new width
 
     def shape_policies(self) -> None:
         """The columns that fit this width with these rows' widths (cheap: no redraw
@@ -232,9 +235,7 @@ class DashboardScreen(PolicyActions[Fetched]):
             return
         yield
         transfers = sorted(snapshot.transfers, key=lambda t: t.started_at)
-        yield from self.query_one("#transfers", LiveTable).sync_steps(
-            [(str(t.task_id), transfer_row(t)) for t in transfers]
-        )
+        yield from self.sync_transfers([(str(t.task_id), transfer_row(t)) for t in transfers])
         self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
         yield
         self.causes = {cause_key(g.cause): g for g in extra.causes}
@@ -245,6 +246,30 @@ class DashboardScreen(PolicyActions[Fetched]):
         self.query_one(
             "#failures-panel"
         ).border_title = f"Failures by cause ({fmt.count(total)} failed or retrying)"
+
+    def refit_transfers(self) -> None:
+        for _ in self.sync_transfers(self.transfer_rows):
+            pass
+
+    def sync_transfers(self, rows: list[tuple[str, list[Cell]]]) -> Iterator[None]:
+        """The columns that fit the pane as it is laid out now; keys cut in the middle
+        (a prefix and a file name both stay readable) rather than by the table's end cut."""
+        self.transfer_rows = rows
+        table = self.query_one("#transfers", LiveTable)
+        if not table.size.width:  # not laid out yet: the refit after the resize shapes it
+            yield from table.sync_steps(rows)
+            return
+        plain_rows = [[plain(c) for c in r] for _, r in rows]
+        shaped = fit(TRANSFER_COLUMNS, plain_rows, table.size.width - SCROLLBAR)
+        # Every column at the width these rows need: a DataTable column never narrows by
+        # itself, so one wide size seen a minute ago would push TRY off the pane.
+        want = natural(TRANSFER_COLUMNS, plain_rows)
+        shown = [c.key for c in TRANSFER_COLUMNS if c.key not in shaped.hidden]
+        table.shape(shaped.hidden, {k: shaped.widths.get(k, want[k]) for k in shown})
+        if "key" in shaped.widths:
+            cut = shaped.widths["key"]
+            rows = [(k, [fmt.middle(plain(r[0]), cut), *r[1:]]) for k, r in rows]
+        yield from table.sync_steps(rows)
 
     # -- actions on the selected row -------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.widgets import Checkbox, Input, Label
 
 from engine.errors import MirrorlineError
@@ -67,8 +67,9 @@ class PolicyForm(Form):
                     yield from self.field(name, HINTS[name])
                 with Horizontal(classes="field"):
                     yield Label("replicate", classes="name")
-                    for op in OPERATIONS:
-                        yield Checkbox(op, True, id=f"op-{op}")
+                    with Grid(classes="ops"):  # two a row: four in one are cut at 80 columns
+                        for op in OPERATIONS:
+                            yield Checkbox(op, True, id=f"op-{op}")
             yield from self.buttons()
 
     def on_mount(self) -> None:

@@ -67,8 +67,8 @@ class LiveTable(DataTable[Text]):
         shown = self._last
         self.clear(columns=True)
         self._add_columns()
-        self._last = shown
         self._rebuild(self._visible(shown))
+        self._last = shown  # after the rebuild, which clears it: else the next sync sees no rows
 
     def clear(self, columns: bool = False) -> LiveTable:
         self._last = []  # the next sync redraws every row

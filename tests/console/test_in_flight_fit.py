@@ -1,0 +1,77 @@
+"""The in-flight pane is half the dashboard: a long key gives up its middle, never the
+pane its width (a table wider than its pane cut PROGRESS to "PROGRE" and scrolled sideways).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from engine.service.local import LocalService
+from engine.telemetry.snapshot import Snapshot, Transfer
+from tests.console.console_seed import FROZEN, console_over, settle, until_shown
+from tui.app import Console
+from tui.widgets.table import LiveTable
+
+KEY = "load/backups/2026/11/30/" + "deep/" * 8 + "dump-000234.txt"
+MiB = 1024 * 1024
+
+
+MOVING = Transfer(7, "photos", KEY, "v1", "put", 20 * MiB, 5 * MiB, 1.5e6, FROZEN - 3, 1)
+
+
+@dataclass
+class Copying(LocalService):
+    """The seeded state, with one large object in flight (until the test says otherwise)."""
+
+    moving: list[Transfer] = field(default_factory=lambda: [MOVING])
+
+    async def status(self) -> Snapshot:
+        return replace(await super().status(), transfers=self.moving)
+
+
+@pytest.fixture
+def copying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    for seeded in console_over(tmp_path, monkeypatch, history=False):
+        service = seeded.source
+        assert isinstance(service, LocalService)
+        yield Console(
+            Copying(service.state, service.book, "console"),
+            refresh=3600,
+            where="state: /srv/mirrorline",
+            clock=lambda: FROZEN,
+        )
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+async def test_a_long_key_in_flight_is_cut_in_the_middle_to_fit_the_pane(
+    copying: Console, size: tuple[int, int]
+) -> None:
+    async with copying.run_test(size=size) as pilot:
+        table = copying.screen.query_one("#transfers", LiveTable)
+        await until_shown(pilot, lambda: table.row_count == 1)
+        await settle(pilot)
+        assert table.virtual_size.width <= table.size.width, "wider than its pane"
+        shown = table.get_cell("7", "key").plain
+        assert shown.startswith("photos: lo") and shown.endswith("000234.txt"), shown
+        assert "…" in shown
+        assert "25%" in table.get_cell("7", "progress").plain
+
+
+async def test_the_pane_empties_when_the_copies_end(copying: Console) -> None:
+    """Before: a refit (a column back once the long key left) cleared the table's memory of
+    its rows, so the next empty answer changed nothing and finished copies stayed listed
+    under "In flight (0)"."""
+    async with copying.run_test(size=(120, 36)) as pilot:
+        table = copying.screen.query_one("#transfers", LiveTable)
+        await until_shown(pilot, lambda: table.row_count == 1)
+        service = copying.source
+        assert isinstance(service, Copying)
+        service.moving = []
+        await copying.poll_now()
+        await settle(pilot)
+        assert copying.screen.query_one("#transfers-panel").border_title == "In flight (0)"
+        assert table.row_count == 0
