@@ -35,6 +35,7 @@ log = logging.getLogger("mirrorline.demo.faults")
 CHUNK = 256 * 1024  # largest read; as large as asyncio's own socket reads
 REMEMBERED = 4096  # request targets already cut once, for `reset_after` without repeat
 CONNECT_TIMEOUT = 5.0
+STOP_WAIT = 10.0  # seconds stop() waits for its connections to end
 
 
 class Fault(StrEnum):
@@ -131,8 +132,18 @@ class FaultProxy:
             self._server.close()
         for link in list(self._links):
             link.drop()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A connection not yet a link (its store connection still opening) is cancelled
+        # too, and the wait is bounded: a stop never hangs on one stuck connection.
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=STOP_WAIT)
+            if stuck:
+                log.warning(
+                    "fault proxy: %d connection(s) did not stop in %.0f s", len(stuck), STOP_WAIT
+                )
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None

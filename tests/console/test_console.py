@@ -105,7 +105,9 @@ async def test_dashboard_shows_the_engines_numbers(pair: Pair) -> None:
         assert cell(app, "policies", "p1", "source") == f"src/{pair.src_bucket}"
         assert cell(app, "policies", "p1", "limit") == "20.0 KiB/s"
         transfers = app.screen.query_one("#transfers", LiveTable)
-        assert transfers.row_count == len(snap(app).transfers) == b.in_flight
+        # The pane shows the snapshot's transfers; the queue's in-flight count also holds
+        # claimed tasks not started yet and finished ones whose completion is being batched.
+        assert transfers.row_count == len(snap(app).transfers) <= b.in_flight
         # The engine's own count, read independently through the CLI's status.
         report = await off_loop(lambda: pair.status())
         assert report["replicated"] + report["pending"] + report["in_flight"] <= 30
