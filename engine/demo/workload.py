@@ -28,6 +28,7 @@ from urllib.parse import quote
 from engine.demo.mix import Kind, Mix, Op, Planner
 from engine.errors import MirrorlineError, UserError
 from engine.s3.client import S3Client
+from engine.shielded import shielded
 
 log = logging.getLogger("mirrorline.demo.workload")
 
@@ -217,7 +218,7 @@ class Workload:
             return await self.store.complete_multipart(self.bucket, op.key, upload, etags)
         except BaseException:
             with contextlib.suppress(MirrorlineError):
-                await asyncio.shield(self.store.abort_multipart(self.bucket, op.key, upload))
+                await shielded(self.store.abort_multipart(self.bucket, op.key, upload))
             raise
 
 

@@ -18,11 +18,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from engine.errors import MirrorlineError, reason_code
+from engine.errors import MirrorlineError, StateError, reason_code
 from engine.model import Completion, Task
 from engine.replication.health import Link
 from engine.replication.transfer import TransferContext, execute
 from engine.retry import RetryPolicy
+from engine.shielded import shielded
 from engine.state.queue import TaskQueue
 
 log = logging.getLogger("mirrorline.scheduler")
@@ -51,14 +52,18 @@ class Recorder:
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
         if batch:
-            await self._queue.complete(batch)
+            try:
+                await self._queue.complete(batch)
+            except BaseException:
+                self._pending[:0] = batch  # unrecorded: the next flush tries them again
+                raise
 
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self._interval)
             self._kick.clear()
-            await asyncio.shield(self.flush())
+            await shielded(self.flush())
 
 
 @dataclass
@@ -117,6 +122,7 @@ class Dispatcher:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._draining = False
+        self._broken: BaseException | None = None
         self.starved: set[str] = set()  # policies the last claim found nothing ready for
 
     def wake(self) -> None:
@@ -166,6 +172,8 @@ class Dispatcher:
 
     async def run(self) -> None:
         while not self._draining:
+            if self._broken is not None:
+                raise self._broken
             self._wake.clear()  # before claiming: a wake during the claim is not lost
             if not await self.claim_once():
                 with contextlib.suppress(TimeoutError):
@@ -192,7 +200,15 @@ class Dispatcher:
     def _start(self, task: Task) -> None:
         runner = asyncio.create_task(self._run_one(task), name=f"task-{task.id}")
         self._running.add(runner)
-        runner.add_done_callback(self._running.discard)
+        runner.add_done_callback(self._finished)
+
+    def _finished(self, runner: asyncio.Task[None]) -> None:
+        self._running.discard(runner)
+        if not runner.cancelled() and (exc := runner.exception()) is not None:
+            # The queue could not record how a task ended (its disk is full): claiming
+            # more would copy what cannot be remembered, so `run` stops with the reason.
+            self._broken = exc
+            self._wake.set()
 
     async def _run_one(self, task: Task) -> None:
         key = (task.policy, task.key)
@@ -213,7 +229,9 @@ class Dispatcher:
                     )
                 self._recorder.add(done)
         except asyncio.CancelledError:
-            await asyncio.shield(self._queue.release([task]))
+            await shielded(self._queue.release([task]))
+            raise
+        except StateError:
             raise
         except Exception as exc:
             log.exception("task %s crashed", task.id)

@@ -26,6 +26,7 @@ from engine.model import Task
 from engine.replication.context import TransferContext
 from engine.s3 import ObjectHead, ObjectStore, Stream
 from engine.s3.chunked import STREAM_CHUNK
+from engine.shielded import shielded
 
 T = TypeVar("T")
 Progress = Callable[[int], None]
@@ -169,7 +170,7 @@ async def multipart(
         parts = [etags[n] for n in range(1, len(etags) + 1)]
         version, _ = await ctx.target.complete_multipart(bucket, task.key, upload, parts)
     except BaseException:
-        await asyncio.shield(_abort(ctx.target, bucket, task.key, upload))
+        await shielded(_abort(ctx.target, bucket, task.key, upload))
         raise
     return version
 

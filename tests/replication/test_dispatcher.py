@@ -6,7 +6,9 @@ import asyncio
 import math
 import os
 
-from engine.errors import TransientError
+from engine.errors import StateError, TransientError
+from engine.replication.dispatcher import Dispatcher, Route
+from engine.retry import RetryPolicy
 from engine.s3.memory import MIN_PART, Call, fail
 from engine.s3.origin import ORIGIN_VERSION
 from tests.replication.conftest import DST, POLICY, SRC, Rig, until
@@ -105,3 +107,30 @@ async def test_a_dropped_connection_takes_the_link_offline_and_gives_the_task_ba
     await rig.links["dst"].probe()  # the probe finds it back (the fault is spent)
     counts = await rig.settle()
     assert counts["p1"].replicated == 1 and rig.target.live(DST) == {"k": b"x"}
+
+
+async def test_a_queue_that_cannot_record_a_failure_stops_the_dispatcher_with_the_reason(
+    rig: Rig,
+) -> None:
+    """A full state disk while a task's failure is being recorded: the dispatcher's loop
+    ends with that StateError (the engine stops on it), not a "crashed" traceback."""
+    await rig.add(POLICY)
+    rig.hold(POLICY)
+    await rig.source.put(SRC, "k", b"x", {})
+    rig.target.hook = fail(TransientError("PUT: SlowDown"), op="put", times=math.inf)
+    await rig.scan(POLICY)
+
+    async def full(*_: object) -> None:
+        raise StateError("state database x.db: the disk is full")
+
+    rig.queue.retry_later = full  # type: ignore[method-assign]
+    route = rig.dispatcher.routes[POLICY.id]
+    own = Dispatcher("dst", rig.queue, rig.recorder, 2, RetryPolicy(base=0.01, max_attempts=3))
+    own.routes[POLICY.id] = Route(route.context, route.source_link, route.target_link, 0)
+    try:
+        await asyncio.wait_for(own.run(), 5)
+    except StateError as error:
+        assert "the disk is full" in str(error)
+    else:
+        raise AssertionError("the dispatcher went on without recording the failure")
+    assert not own.in_flight

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import asyncpg
 
+from engine.shielded import shielded
 from engine.state.postgres.schema import CHANNEL
 
 log = logging.getLogger("mirrorline.state.postgres")
@@ -45,7 +46,7 @@ class Wakeups:
             finally:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close())
+                        await shielded(conn.close())
             await asyncio.sleep(2.0)
 
     @staticmethod

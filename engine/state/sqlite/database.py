@@ -20,6 +20,7 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import StateError, StateFileError
+from engine.shielded import shielded
 from engine.state.sqlite.migrations import APPLICATION_ID, MIGRATIONS
 from engine.state.sqlite.opening import LOCK_WAIT, check_file, check_identity, explain, identify
 
@@ -52,7 +53,7 @@ class Database:
                 # Cancelled even while BEGIN waits its turn on aiosqlite's thread, the
                 # BEGIN still runs: a ROLLBACK queued after it always undoes it, so no
                 # transaction is left open for the next one to trip over.
-                await asyncio.shield(self._rollback())
+                await shielded(self._rollback())
                 if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
                     raise StateError(f"state database {self.path}: the disk is full") from exc
                 raise
