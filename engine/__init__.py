@@ -11,7 +11,9 @@ The packages are the diagram, read left to right::
     checks/    look at both stores, trusting no local state (diff, verify)
     demo/      a lab of real parts: two stores, a fault proxy, a workload
 
-`engine.py` composes one process (the Engine); `config.py`, `policy.py`,
+`engine.py` composes one process (the Engine): `endpoints.py` holds its clients,
+one per alias, and `configure.py` turns aliases and policies into its routes
+while it runs. `config.py`, `policy.py`,
 `model.py`, `errors.py` and `aliases.py` are the nouns everything shares. The
 console (`tui/`) sees only `engine.service` and the snapshot.
 

@@ -19,23 +19,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from engine.aliases import Alias, AliasBook
+from engine.aliases import Alias
 from engine.config import EngineConfig, ensure
-from engine.errors import MirrorlineError, StateFileError
+from engine.configure import Configurator
+from engine.endpoints import Endpoints
+from engine.errors import MirrorlineError
 from engine.model import Completion
 from engine.policy import Policy
-from engine.replication.bandwidth import TokenBucket
-from engine.replication.budget import ByteBudget
 from engine.replication.detector import Detector
-from engine.replication.dispatcher import Dispatcher, Recorder, Route
-from engine.replication.health import Link
+from engine.replication.dispatcher import Dispatcher, Recorder
 from engine.replication.holds import hold_of
 from engine.replication.rerun import SETTLE
 from engine.replication.resync import ResyncRunner
-from engine.replication.transfer import TransferContext
-from engine.s3.client import S3Client
-from engine.s3.identity import place_of
-from engine.s3.origin import origin_of
 from engine.state import State, open_state
 from engine.telemetry.compose import Live, cluster_of, compose, publish
 from engine.telemetry.snapshot import Cluster, Snapshot, Transfer
@@ -57,28 +52,27 @@ class Engine:
         self.all_policies: list[Policy] = []  # including disabled ones, for status
         self.paused = False
         self.snapshot: Snapshot | None = None  # the latest, refreshed every second
-        self.links: dict[str, Link] = {}
         self.dispatchers: dict[str, Dispatcher] = {}
         self.detector = Detector(self)
         self.detector.ended = self._ended
-        self.clients: dict[str, S3Client] = {}
-        self.aliases: dict[str, Alias] = {}
-        self._aliases_mtime = -1.0
-        self.config_error = ""  # what is wrong with the configuration now ("" when nothing)
+        self.endpoints = Endpoints(
+            config.state_dir / "aliases.json",
+            config.workers * 2 + 8,
+            config.probe_interval,
+            self.spawn,
+        )
+        # The detector and the snapshot read these: the endpoints' own dicts.
+        self.clients = self.endpoints.clients
+        self.links = self.endpoints.links
         self._failure: tuple[str, BaseException] | None = None  # a task that died
         self._died = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._state: State | None = None
         self._stop = asyncio.Event()
         self._kicked = asyncio.Event()
-        self.reloads = 0  # configuration reloads so far: what a webhook event must not cost
         self.ready = asyncio.Event()  # set once the state is open and the first snapshot taken
-        self._reloading = asyncio.Lock()
         self._detach = asyncio.Event()
-        self._part_budget = ByteBudget(config.part_budget * config.part_size)
-        self._limits: dict[str, TokenBucket] = {}
-        self._looped: set[str] = set()  # policies refused as onto themselves, logged once
-        self._settle_until = 0.0  # see TransferContext.settle_until
+        self.configurator = Configurator(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -94,16 +88,17 @@ class Engine:
         self.telemetry = Telemetry(state.telemetry, self.started_at)
         try:
             await self.telemetry.load()
+            self.endpoints.downtime = self.telemetry.link_downtime
             recovered = await self.queue.recover()
             if recovered:
                 log.info("recovered %d leases left by an earlier run", recovered)
-                self._settle_until = time.monotonic() + SETTLE
-            await self._reload()
+                self.configurator.settle_until = time.monotonic() + SETTLE
+            await self.configurator.apply()
             await self.refresh()
             self.ready.set()
-            self._spawn(self.recorder.run())
-            self._spawn(self._telemetry_loop())
-            self._spawn(
+            self.spawn(self.recorder.run())
+            self.spawn(self._telemetry_loop())
+            self.spawn(
                 ResyncRunner(
                     state.resyncs, self.queue, self.policies, self.dispatchers, leases=state.leases
                 ).run()
@@ -114,7 +109,7 @@ class Engine:
             # engine.stop() ends a run given its own `stop` event too
             waiters = [asyncio.create_task(e.wait()) for e in {stop or self._stop, self._stop}]
             died = asyncio.create_task(self._died.wait())
-            reloader = self._spawn(self._reload_loop(until_synced))
+            reloader = self.spawn(self._reload_loop(until_synced))
             await asyncio.wait({*waiters, reloader, died}, return_when=asyncio.FIRST_COMPLETED)
             for t in (*waiters, reloader, died):
                 t.cancel()
@@ -141,6 +136,19 @@ class Engine:
         self._stop.set()
 
     @property
+    def config_error(self) -> str:
+        """What is wrong with the configuration now ("" when nothing)."""
+        return self.configurator.problem
+
+    @property
+    def reloads(self) -> int:
+        return self.configurator.reloads
+
+    @property
+    def aliases(self) -> dict[str, Alias]:
+        return self.endpoints.aliases
+
+    @property
     def state(self) -> State:
         assert self._state is not None, "the engine is not running"
         return self._state
@@ -165,7 +173,7 @@ class Engine:
 
     async def reconfigure(self) -> Snapshot:
         """Apply a configuration change now and return a snapshot that shows it."""
-        await self._reload()
+        await self.configurator.apply()
         return await self.refresh()
 
     async def _shutdown(self) -> None:
@@ -186,10 +194,9 @@ class Engine:
             await self.telemetry.save(points, self._downtimes(), now)
             await publish(self.state.telemetry, self.snapshot)
         finally:
-            for client in self.clients.values():
-                await client.close()
+            await self.endpoints.close()
 
-    def _spawn(self, coro: Awaitable[None], vital: bool = True) -> asyncio.Task[None]:
+    def spawn(self, coro: Awaitable[None], vital: bool = True) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._ended if vital else self._background.discard)
@@ -230,178 +237,7 @@ class Engine:
                 if until_synced and await self.synced():
                     log.info("all policies in sync")
                     return
-            await self._reload()
-
-    def _configured(self, problem: str) -> None:
-        """Note what is wrong with the configuration now; say so once, and once when fixed."""
-        if problem == self.config_error:
-            return
-        if problem:
-            log.error("configuration: %s (keeping the last good configuration)", problem)
-        else:
-            log.warning("configuration: fixed, in use again")
-        self.config_error = problem
-
-    def _load_aliases(self) -> None:
-        path = self.config.state_dir / "aliases.json"
-        try:
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            mtime = 0.0
-        except OSError as exc:
-            raise StateFileError(f"{path}: cannot be read ({exc.strerror})") from None
-        if mtime != self._aliases_mtime:
-            fresh = AliasBook(path).all()
-            for name, old in self.aliases.items():
-                if fresh.get(name) != old and name in self.clients:
-                    self._replace_client(name, fresh.get(name))
-            self.aliases = fresh
-            self._aliases_mtime = mtime
-
-    def _client(self, name: str) -> S3Client:
-        if name not in self.clients:
-            self.clients[name] = self._client_for(self.aliases[name])
-            if name in self.links:
-                self.links[name].client = self.clients[name]
-            else:
-                self.links[name] = Link(name, self.clients[name], self.config.probe_interval)
-                self.links[name].downtime_total = self.telemetry.link_downtime.get(name, 0.0)
-                self._spawn(self.links[name].run())
-        return self.clients[name]
-
-    def _replace_client(self, name: str, alias: Alias | None) -> None:
-        """An alias changed (new credentials, say): its routes are rebuilt on this reload."""
-        self._spawn(self.clients.pop(name).close(), vital=False)
-        for dispatcher in self.dispatchers.values():
-            for pid, route in list(dispatcher.routes.items()):
-                if name in (route.source_link.alias, route.target_link.alias):
-                    del dispatcher.routes[pid]
-                    self.policies.pop(pid, None)
-                    self.detector.stop(pid)  # its scans used the old client
-        if alias is not None:
-            self.clients[name] = self._client_for(alias)
-            self.links[name].client = self.clients[name]
-
-    def _client_for(self, alias: Alias) -> S3Client:
-        return S3Client.for_alias(alias, max_connections=self.config.workers * 2 + 8)
-
-    async def _reload(self) -> None:
-        async with self._reloading:  # the API may reload while the loop does
-            await self._reload_now()
-
-    async def _reload_now(self) -> None:
-        """Apply aliases.json and the policies as they are now, or keep the last good ones.
-
-        A bad aliases file keeps the aliases in use; policies that cannot be read keep
-        the policies in use; either way the engine goes on replicating, and the problem
-        is in the snapshot (`engine.config_error`) until it is fixed."""
-        self.reloads += 1
-        problems = []
-        try:
-            self._load_aliases()
-        except MirrorlineError as exc:
-            problems.append(exc.reason)
-        try:
-            paused = await self.store.engine_paused()
-            policies = await self.store.all()
-        except MirrorlineError as exc:
-            self._configured("; ".join([*problems, exc.reason]))
-            return
-        self.paused, self.all_policies = paused, policies
-        problems += [
-            f"policy {p.id} names alias {name!r}, which is not set"
-            for p in policies
-            if p.enabled
-            for name in dict.fromkeys((p.source_alias, p.target_alias))
-            if name not in self.aliases
-        ]
-        self._configured("; ".join(problems))
-        wanted = {
-            p.id: p
-            for p in self.all_policies
-            if p.enabled
-            and p.source_alias in self.aliases
-            and p.target_alias in self.aliases
-            and not await self._onto_itself(p)
-        }
-        present = {p.id for p in self.all_policies}
-        for pid in set(self.policies) - set(wanted):
-            self._retire(pid)
-            if pid not in present:  # removed, not just disabled: its numbers go too
-                self.telemetry.forget(pid)
-        for pid, policy in wanted.items():
-            route = self._route(policy)
-            route.active = not (paused or policy.paused)
-            self.policies[pid] = policy
-            self.detector.start(pid)
-        for dispatcher in self.dispatchers.values():
-            dispatcher.wake()
-
-    async def _onto_itself(self, policy: Policy) -> bool:
-        """A policy whose source and target are one bucket under two aliases never runs:
-        each copy would be a new source version to copy again (stored before the check
-        refused such pairs, or an alias's URL changed since)."""
-        source, target = self.aliases[policy.source_alias], self.aliases[policy.target_alias]
-        here = await place_of(source, policy.source_bucket)
-        if not here.same(await place_of(target, policy.target_bucket)):
-            self._looped.discard(policy.id)
-            return False
-        if policy.id not in self._looped:
-            self._looped.add(policy.id)
-            log.error(
-                "policy %s not run: %s and %s are the same bucket (%s)",
-                policy.id,
-                policy.source,
-                policy.target,
-                here,
-            )
-        return True
-
-    def _route(self, policy: Policy) -> Route:
-        dispatcher = self.dispatchers.get(policy.target_alias)
-        if dispatcher is None:
-            dispatcher = Dispatcher(
-                policy.target_alias,
-                self.queue,
-                self.recorder,
-                self.config.workers,
-                self.config.retry,
-                on_error=lambda task, error: self.telemetry.failed(task.policy, error, time.time()),
-            )
-            self.dispatchers[policy.target_alias] = dispatcher
-            self._spawn(dispatcher.run())
-        old = self.policies.get(policy.id)
-        route = dispatcher.routes.get(policy.id)
-        if route is None or old != policy:
-            limit = self._limits.setdefault(policy.id, TokenBucket(policy.bandwidth))
-            limit.set_rate(policy.bandwidth)
-            context = TransferContext(
-                policy=policy,
-                source=self._client(policy.source_alias),
-                target=self._client(policy.target_alias),
-                source_origin=origin_of(self.aliases[policy.source_alias], policy.source_bucket),
-                target_origin=origin_of(self.aliases[policy.target_alias], policy.target_bucket),
-                part_size=self.config.part_size,
-                part_budget=self._part_budget,
-                stream_from=self.config.stream_from,
-                multipart_from=self.config.multipart_from,
-                settle_until=self._settle_until,
-                limit=limit if policy.bandwidth else None,
-                on_bytes=lambda n, pid=policy.id: self.telemetry.streamed(pid, n),
-            )
-            route = Route(
-                context,
-                self.links[policy.source_alias],
-                self.links[policy.target_alias],
-                policy.priority,
-            )
-            dispatcher.routes[policy.id] = route
-        return route
-
-    def _retire(self, pid: str) -> None:
-        policy = self.policies.pop(pid)
-        self.dispatchers[policy.target_alias].routes.pop(pid, None)
-        self.detector.stop(pid)
+            await self.configurator.apply()
 
     # -- accounting ------------------------------------------------------------------
 

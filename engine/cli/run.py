@@ -95,7 +95,7 @@ def run(
     )
     attachments = []
     if listen is not None:
-        from engine.service.http import attach_api, listen_socket  # only with --listen
+        from engine.service.server import attach_api, listen_socket  # only with --listen
 
         token_path = token_file or ensure(ctx.state_dir) / "api-token"
         token = api_token(token_path)

@@ -18,7 +18,7 @@ from engine.demo.lab import Lab
 from engine.demo.remote import demo_routes
 from engine.demo.session import DemoSession
 from engine.engine import Attachment
-from engine.service.http import attach_api, listen_socket, url_of
+from engine.service.server import attach_api, listen_socket, url_of
 
 
 @dataclass(frozen=True)

@@ -210,5 +210,11 @@ async def _sync_tags(task: Task, ctx: TransferContext) -> Completion:
         tags = await ctx.source.get_tags(policy.source_bucket, task.key, task.version_id)
     except NotFoundError:
         return Completion(task, Outcome.SKIPPED, note="gone at source")
-    await ctx.target.put_tags(policy.target_bucket, task.key, task.target_version, tags)
+    try:
+        await ctx.target.put_tags(policy.target_bucket, task.key, task.target_version, tags)
+    except NotFoundError:
+        # The replica this task was queued for is gone (its bucket emptied and made again,
+        # the version deleted by hand): every retry would fail the same way. A scan copies
+        # a lost replica again, tags and all, and the tag sweep checks the new one's.
+        return Completion(task, Outcome.SKIPPED, note="replica gone from the target")
     return Completion(task, Outcome.REPLICATED)

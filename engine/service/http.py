@@ -29,16 +29,12 @@ secret can leave or enter through the API.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
-import socket
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -46,13 +42,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.aliases import AliasBook
-from engine.engine import Attachment, Engine
 from engine.errors import MalformedError, MirrorlineError, MissingError, UserError
 from engine.model import Cause
 from engine.policy import Policy
 from engine.service import PolicySpec, group_dict, parse_cause, parse_states, task_dict
-from engine.service.discover import announce, withdraw
 from engine.service.local import LocalService
 from engine.service.parsing import (
     WEBHOOK_LIMIT,
@@ -352,63 +345,3 @@ def create_app(
         middleware=[Middleware(TokenAuth, token=token, public=public)],
         exception_handlers={404: not_found, 405: not_allowed},
     )
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # the engine owns SIGINT/SIGTERM: it stops the API, then drains
-
-
-def listen_socket(address: str) -> socket.socket:
-    """Bind HOST:PORT now, so a taken port is a one-line error before anything starts."""
-    host, sep, port = address.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UserError(f"--listen {address!r}: expected HOST:PORT, e.g. 127.0.0.1:7480")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, int(port)))
-    except OSError as exc:
-        sock.close()
-        raise UserError(f"--listen {address}: {exc.strerror or exc}") from None
-    sock.listen(128)
-    sock.setblocking(False)
-    return sock
-
-
-async def serve(app: Starlette, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve until `stop` is set; requests in progress get a moment to finish."""
-    server = _Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", workers=1)
-    )
-    running = asyncio.create_task(server.serve(sockets=[sock]))
-    await stop.wait()
-    server.should_exit = True
-    await running
-
-
-def attach_api(
-    listen: socket.socket, token: str, metrics_public: bool = False, extra: Sequence[Route] = ()
-) -> Attachment:
-    """The HTTP API as an engine attachment: the engine knows nothing of HTTP."""
-
-    async def serve_beside(engine: Engine, stop: asyncio.Event) -> None:
-        state_dir = engine.config.state_dir
-        service = LocalService(engine.state, AliasBook(state_dir / "aliases.json"), "api", engine)
-        announce(state_dir, url_of(listen))
-        try:
-            await serve(create_app(service, token, metrics_public, extra), listen, stop)
-        finally:
-            withdraw(state_dir)
-
-    return serve_beside
-
-
-def url_of(sock: socket.socket) -> str:
-    """How a client on this machine reaches a bound socket (a wildcard bind via loopback)."""
-    host, port = sock.getsockname()[:2]
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Group
 from textual.pilot import Pilot
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 from textual.widgets.data_table import CellDoesNotExist
 
 from engine.config import EngineConfig
@@ -167,8 +168,10 @@ async def test_r_and_R_retry_and_tasks_leave_the_failed_state(pair: Pair) -> Non
 
 
 def shown_story(app: Console) -> str:
-    story = app.screen.query_one("#story")
-    return str(story.render())
+    """The story's lines as the pane holds them: each one's indent, then its text."""
+    story = app.screen.query_one("#story", Static).content
+    assert isinstance(story, Group), story
+    return "\n".join(" " * p.left + p.renderable.plain for p in story.renderables)
 
 
 async def test_drill_down_from_a_cause_to_a_task_to_its_story(

@@ -91,6 +91,6 @@ async def test_a_loop_that_dies_stops_the_engine_with_its_reason(pair: Pair) -> 
     async def broken() -> None:
         raise RuntimeError("disk on fire")
 
-    engine._spawn(broken())
+    engine.spawn(broken())
     with pytest.raises(EngineFailure, match="broken failed: RuntimeError: disk on fire"):
         await asyncio.wait_for(running, 60)

@@ -14,7 +14,7 @@ import httpx
 
 from engine.config import EngineConfig
 from engine.engine import Engine
-from engine.service.http import attach_api, listen_socket, url_of
+from engine.service.server import attach_api, listen_socket, url_of
 from tests.conftest import Pair, until
 from tests.engines import minio_event
 

@@ -292,6 +292,11 @@ class StoreContract:
         for missing in (store.head(bucket, "nope"), body(store, bucket, "nope")):
             with pytest.raises(NotFoundError):
                 await missing
+        # Tags onto a replica deleted since: a vanished object, which a tag sync skips.
+        version, _ = await store.put(bucket, "tagged", b"t", {})
+        await store.delete(bucket, "tagged", version)
+        with pytest.raises(NotFoundError):
+            await store.put_tags(bucket, "tagged", version, {"a": "b"})
         # A missing bucket is an operator's problem, not a vanished object...
         for gone in (store.put("no-such-bucket", "k", b"x", {}), listing(store, "no-such-bucket")):
             with pytest.raises(PermanentError) as error:

@@ -189,6 +189,25 @@ async def test_tag_sync_replaces_the_replicas_tags(rig: Rig) -> None:
     assert len(rig.target.versions(DST, "k")) == 1, "tags change no version"
 
 
+async def test_tag_sync_onto_a_replica_gone_from_the_target_ends_not_parked(rig: Rig) -> None:
+    """The demo's console showed it: the target bucket made again, a METADATA task queued
+    for the lost replica failed NoSuchKey, and each retry would fail the same way."""
+    task = await put_source(rig, "k", b"x")
+    copied = await execute(task, rig.context(POLICY))
+    await rig.target.delete(DST, "k", copied.target_version)
+    sync = Task(
+        policy="p1",
+        key="k",
+        version_id=task.version_id,
+        op=Op.METADATA,
+        target_version=copied.target_version or "",
+        id=2,
+    )
+    done = await execute(sync, rig.context(POLICY))
+    assert (done.outcome, done.note) == (Outcome.SKIPPED, "replica gone from the target")
+    assert rig.target.versions(DST, "k") == [], "nothing written in its place"
+
+
 async def test_what_is_skipped_writes_nothing(rig: Rig) -> None:
     ctx = rig.context(policy(tags={"ship": "yes"}))
     held = await put_source(rig, "held", b"x", **{"x-amz-tagging": "ship=no"})

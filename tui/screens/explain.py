@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -40,12 +42,19 @@ PARKED = {TaskState.FAILED.value, TaskState.RETRYING.value}
 STORY_EVERY = 2.0  # seconds between two tellings of an open story, at least
 
 
-def story(explanation: Explanation) -> Text:
-    """The explain text as the console shows it: plain text (never markup), the verdict bold."""
-    lines = explanation.lines()
-    text = Text("\n".join(printable(line) for line in lines))
-    text.stylize("bold", 0, len(lines[0]) if lines else 0)
-    return text
+def story(explanation: Explanation) -> Group:
+    """The explain text as the console shows it: plain text (never markup), the verdict bold.
+
+    Each line keeps its indent when the pane wraps it: a long error under `tasks:` reads
+    as part of its task, not as a line of its own at the left edge."""
+    lines = [printable(line) for line in explanation.lines()]
+    shown = []
+    for n, line in enumerate(lines):
+        body = line.lstrip(" ")
+        shown.append(
+            Padding(Text(body, style="bold" if n == 0 else ""), (0, 0, 0, len(line) - len(body)))
+        )
+    return Group(*shown)
 
 
 class ExplainScreen(ConsoleModal[None]):
