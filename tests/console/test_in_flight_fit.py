@@ -28,9 +28,17 @@ class Copying(LocalService):
     """The seeded state, with one large object in flight (until the test says otherwise)."""
 
     moving: list[Transfer] = field(default_factory=lambda: [MOVING])
+    taken: int | None = None  # the queue's in-flight count for photos, if set
 
     async def status(self) -> Snapshot:
-        return replace(await super().status(), transfers=self.moving)
+        snap = replace(await super().status(), transfers=self.moving)
+        if self.taken is None:
+            return snap
+        policies = [
+            replace(p, backlog=replace(p.backlog, in_flight=self.taken if p.id == "photos" else 0))
+            for p in snap.policies
+        ]
+        return replace(snap, policies=policies)
 
 
 @pytest.fixture
@@ -75,3 +83,24 @@ async def test_the_pane_empties_when_the_copies_end(copying: Console) -> None:
         await settle(pilot)
         assert copying.screen.query_one("#transfers-panel").border_title == "In flight (0)"
         assert table.row_count == 0
+
+
+async def test_the_pane_title_says_why_it_holds_fewer_than_the_in_flt_column(
+    copying: Console,
+) -> None:
+    """Before: the demo's dashboard showed IN-FLT 1 beside "In flight (0)", with nothing to
+    say the queue's count also holds tasks waiting behind their key's running copy."""
+    service = copying.source
+    assert isinstance(service, Copying)
+    service.taken = 3
+    async with copying.run_test(size=(120, 36)) as pilot:
+        panel = copying.screen.query_one("#transfers-panel")
+        await until_shown(pilot, lambda: panel.border_title != "In flight")
+        await settle(pilot)
+        assert panel.border_title == "In flight (3: 1 copying, 2 waiting)"
+        column = copying.screen.query_one("#policies", LiveTable)
+        assert column.get_cell("photos", "in_flight").plain == "3"
+        service.taken = 1
+        await copying.poll_now()
+        await settle(pilot)
+        assert panel.border_title == "In flight (1)"

@@ -114,6 +114,17 @@ def policy_row(p: PolicyStats, snapshot: Snapshot) -> list[Cell]:
     ]
 
 
+def in_flight_title(snapshot: Snapshot) -> str:
+    """The pane's count, squared with the IN-FLT column, which counts every task taken from
+    the queue: also one waiting behind its key's running copy (a key written twice in a
+    row), one claimed a moment ago, and one whose copy ended between the two reads."""
+    copying = len(snapshot.transfers)
+    taken = sum(p.backlog.in_flight for p in snapshot.policies)
+    if taken <= copying:
+        return f"In flight ({copying})"
+    return f"In flight ({fmt.count(taken)}: {fmt.count(copying)} copying, {fmt.count(taken - copying)} waiting)"
+
+
 def transfer_row(t: Transfer) -> list[Cell]:
     return [
         f"{t.policy}: {t.key}",
@@ -236,7 +247,7 @@ class DashboardScreen(PolicyActions[Fetched]):
         yield
         transfers = sorted(snapshot.transfers, key=lambda t: t.started_at)
         yield from self.sync_transfers([(str(t.task_id), transfer_row(t)) for t in transfers])
-        self.query_one("#transfers-panel").border_title = f"In flight ({len(transfers)})"
+        self.query_one("#transfers-panel").border_title = in_flight_title(snapshot)
         yield
         self.causes = {cause_key(g.cause): g for g in extra.causes}
         yield from self.query_one("#recent", LiveTable).sync_steps(
