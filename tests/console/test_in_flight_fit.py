@@ -104,3 +104,26 @@ async def test_the_pane_title_says_why_it_holds_fewer_than_the_in_flt_column(
         await copying.poll_now()
         await settle(pilot)
         assert panel.border_title == "In flight (1)"
+
+
+@pytest.fixture
+def failing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
+    yield from console_over(tmp_path, monkeypatch, history=False)
+
+
+@pytest.mark.parametrize("size", [(100, 30), (120, 36)])
+async def test_the_failures_pane_fits_its_half_giving_up_first_then_op(
+    failing: Console, size: tuple[int, int]
+) -> None:
+    """Before: its five columns took 52 cells whatever the pane had, and at 100 columns
+    (48 cells) the table scrolled sideways; the cause and its count must stay."""
+    async with failing.run_test(size=size) as pilot:
+        table = failing.screen.query_one("#recent", LiveTable)
+        await until_shown(pilot, lambda: table.row_count == 2)
+        await settle(pilot)
+        assert table.virtual_size.width <= table.size.width, "wider than its pane"
+        shown = {c.key.value for c in table.ordered_columns}
+        assert {"code", "policy", "count"} <= shown
+        keys = list(table.rows)
+        assert {table.get_cell(k, "code").plain for k in keys} == {"AccessDenied", "Connection"}
+        assert ("first" in shown) == (size[0] >= 120), shown

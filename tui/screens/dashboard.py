@@ -69,7 +69,16 @@ TRANSFER_COLUMNS = (
     Spec("speed", "SPEED", give_way=2),
     Spec("attempt", "TRY", give_way=3),
 )
-SCROLLBAR = 2  # the in-flight table's own vertical scrollbar
+# The failures pane is the other half: the cause and its count stay, the policy is cut.
+CAUSE_COLUMNS = (
+    Spec("code", "CAUSE", keep=True, shrink_to=12),
+    Spec("op", "OP", give_way=2),
+    Spec("policy", "POLICY", keep=True, shrink_to=8),
+    Spec("count", "TASKS", keep=True),
+    Spec("first", "FIRST", give_way=1),
+)
+FITTED = {"transfers": TRANSFER_COLUMNS, "recent": CAUSE_COLUMNS}
+SCROLLBAR = 2  # a half-screen table's own vertical scrollbar
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ class DashboardScreen(PolicyActions[Fetched]):
         self.causes: dict[str, FailureGroup] = {}  # the causes shown, by row key
         self.policy_rows: list[tuple[str, list[Cell]]] = []
         self.width = 0  # the policies table's, as the last resize left it
-        self.transfer_rows: list[tuple[str, list[Cell]]] = []  # uncut, for the next refit
+        self.uncut: dict[str, list[tuple[str, list[Cell]]]] = {}  # per table, for a refit
 
     def compose(self) -> ComposeResult:
         yield from self.header()
@@ -175,17 +184,7 @@ class DashboardScreen(PolicyActions[Fetched]):
                 )
             with Vertical(id="failures-panel", classes="panel") as failures:
                 failures.border_title = "Failures by cause"
-                yield LiveTable(
-                    [
-                        ("code", "CAUSE"),
-                        ("op", "OP"),
-                        ("policy", "POLICY"),
-                        ("count", "TASKS"),
-                        ("first", "FIRST"),
-                    ],
-                    cap=100,
-                    id="recent",
-                )
+                yield LiveTable([(c.key, c.label) for c in CAUSE_COLUMNS], cap=100, id="recent")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -197,7 +196,7 @@ class DashboardScreen(PolicyActions[Fetched]):
         self.set_class(narrow, "narrow")
         self.width = event.size.width - FRAME
         self.shape_policies()
-        self.call_after_refresh(self.refit_transfers)  # once the panes have their new width
+        self.call_after_refresh(self.refit)  # once the panes have their new width
 
     def shape_policies(self) -> None:
         """The columns that fit this width with these rows' widths (cheap: no redraw
@@ -246,40 +245,47 @@ class DashboardScreen(PolicyActions[Fetched]):
             return
         yield
         transfers = sorted(snapshot.transfers, key=lambda t: t.started_at)
-        yield from self.sync_transfers([(str(t.task_id), transfer_row(t)) for t in transfers])
+        yield from self.sync_fitted(
+            "transfers", [(str(t.task_id), transfer_row(t)) for t in transfers]
+        )
         self.query_one("#transfers-panel").border_title = in_flight_title(snapshot)
         yield
         self.causes = {cause_key(g.cause): g for g in extra.causes}
-        yield from self.query_one("#recent", LiveTable).sync_steps(
-            [(cause_key(g.cause), cause_row(g)) for g in extra.causes]
+        yield from self.sync_fitted(
+            "recent", [(cause_key(g.cause), cause_row(g)) for g in extra.causes]
         )
         total = sum(p.backlog.failed + p.backlog.retrying for p in snapshot.policies)
         self.query_one(
             "#failures-panel"
         ).border_title = f"Failures by cause ({fmt.count(total)} failed or retrying)"
 
-    def refit_transfers(self) -> None:
-        for _ in self.sync_transfers(self.transfer_rows):
-            pass
+    def refit(self) -> None:
+        for table_id, rows in list(self.uncut.items()):
+            for _ in self.sync_fitted(table_id, rows):
+                pass
 
-    def sync_transfers(self, rows: list[tuple[str, list[Cell]]]) -> Iterator[None]:
-        """The columns that fit the pane as it is laid out now; keys cut in the middle
-        (a prefix and a file name both stay readable) rather than by the table's end cut."""
-        self.transfer_rows = rows
-        table = self.query_one("#transfers", LiveTable)
+    def sync_fitted(self, table_id: str, rows: list[tuple[str, list[Cell]]]) -> Iterator[None]:
+        """A half-screen table's columns that fit its pane as laid out now; a long cell cut
+        in the middle (a key's prefix and file name both stay readable), not at its end."""
+        self.uncut[table_id] = rows
+        specs = FITTED[table_id]
+        table = self.query_one(f"#{table_id}", LiveTable)
         if not table.size.width:  # not laid out yet: the refit after the resize shapes it
             yield from table.sync_steps(rows)
             return
         plain_rows = [[plain(c) for c in r] for _, r in rows]
-        shaped = fit(TRANSFER_COLUMNS, plain_rows, table.size.width - SCROLLBAR)
+        shaped = fit(specs, plain_rows, table.size.width - SCROLLBAR)
         # Every column at the width these rows need: a DataTable column never narrows by
-        # itself, so one wide size seen a minute ago would push TRY off the pane.
-        want = natural(TRANSFER_COLUMNS, plain_rows)
-        shown = [c.key for c in TRANSFER_COLUMNS if c.key not in shaped.hidden]
+        # itself, so one wide cell seen a minute ago would push the last column off the pane.
+        want = natural(specs, plain_rows)
+        shown = [c.key for c in specs if c.key not in shaped.hidden]
         table.shape(shaped.hidden, {k: shaped.widths.get(k, want[k]) for k in shown})
-        if "key" in shaped.widths:
-            cut = shaped.widths["key"]
-            rows = [(k, [fmt.middle(plain(r[0]), cut), *r[1:]]) for k, r in rows]
+        cuts = {n: shaped.widths[c.key] for n, c in enumerate(specs) if c.key in shaped.widths}
+        if cuts:
+            rows = [
+                (k, [_cut(c, cuts[n]) if n in cuts else c for n, c in enumerate(r)])
+                for k, r in rows
+            ]
         yield from table.sync_steps(rows)
 
     # -- actions on the selected row -------------------------------------------------
@@ -321,3 +327,10 @@ class DashboardScreen(PolicyActions[Fetched]):
         snapshot = self.host.view.snapshot
         found = snapshot.policy(policy_id) if snapshot and policy_id else None
         return found.source if found else super().suggested_source()
+
+
+def _cut(cell: Cell, width: int) -> Cell:
+    """The cell cut in its middle to `width`, keeping its tone."""
+    if isinstance(cell, str):
+        return fmt.middle(plain(cell), width)
+    return (fmt.middle(plain(cell), width), cell[1])
