@@ -8,8 +8,11 @@ Two real SeaweedFS servers; policy `copy` replicates `--objects` real 4 KiB obje
 policy `backlog` holds `--backlog` pending tasks (enqueued straight into the queue,
 their keys absent at the source, so each is a real GET answered 404 and skipped: the
 engine claims, fetches and records them flat out). The console runs headless
-(Textual's run_test, a real App with its real compositor) at 120x36 with the engine
-embedded on its own thread, refreshing every second (`--refresh 1`).
+(Textual's run_test, a real App with its real compositor) at 120x36, refreshing every
+second (`--refresh 1`), with the engine embedded on its own thread (`mirrorline tui`
+with no engine running) or, with `--attached`, as `mirrorline run --listen` in a
+process of its own that the console reaches over the API (`tui` beside a `run`: the
+operator's set-up, where the engine's copy loop no longer shares the console's GIL).
 
 How it is timed: a key event is posted exactly as the terminal driver posts one, and
 
@@ -34,6 +37,7 @@ import json
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,11 +51,14 @@ from minio.versioningconfig import ENABLED, VersioningConfig
 from textual import events
 
 from engine.aliases import Alias, AliasBook
-from engine.config import EngineConfig
+from engine.config import EngineConfig, read_token
 from engine.demo.seaweed import SeaweedServer
 from engine.model import NewTask, Op
 from engine.policy import Policy
+from engine.service import Service
+from engine.service.discover import running_engine
 from engine.service.embedded import EmbeddedEngine
+from engine.service.remote import RemoteService
 from engine.state import open_state
 from tui.app import Console
 from tui.screens.dashboard import DashboardScreen
@@ -162,9 +169,15 @@ class CpuClock:
         }
 
 
-async def measure(state: Path, presses: int, idle: float) -> dict[str, Any]:
-    embedded = EmbeddedEngine(EngineConfig(state_dir=state, workers=32, scan_interval=5))
-    app = Timed(embedded, starting=embedded.start, refresh=1.0)
+async def measure(state: Path, presses: int, idle: float, attached: str = "") -> dict[str, Any]:
+    """Key to repaint; `attached` is the URL of an engine running apart (else one embedded)."""
+    if attached:
+        source: Service = RemoteService(attached, read_token(state / "api-token"))
+        app = Timed(source, refresh=1.0)
+    else:
+        embedded = EmbeddedEngine(EngineConfig(state_dir=state, workers=32, scan_interval=5))
+        app = Timed(embedded, starting=embedded.start, refresh=1.0)
+        source = embedded
     clock = CpuClock()
     async with app.run_test(size=(120, 36)) as pilot:
         while app.view.snapshot is None:
@@ -200,7 +213,7 @@ async def measure(state: Path, presses: int, idle: float) -> dict[str, Any]:
             "backlog_pending_at_end": backlog.backlog.pending,
             "copied": copied.backlog.replicated,
         }
-        await embedded.close()
+    await source.close()  # after the console: its last poll must not find the service gone
     result["handled"] = percentiles(app.handled)
     result["painted"] = percentiles(app.painted)
     result["paint_piece"] = percentiles(app.pieces)
@@ -208,7 +221,9 @@ async def measure(state: Path, presses: int, idle: float) -> dict[str, Any]:
     return result
 
 
-def bench(backlog: int, objects: int, presses: int, idle: float) -> dict[str, Any]:
+def bench(
+    backlog: int, objects: int, presses: int, idle: float, attached: bool = False
+) -> dict[str, Any]:
     """Start both servers, fill the queue, measure, verify the copies, stop the servers."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -230,7 +245,14 @@ def bench(backlog: int, objects: int, presses: int, idle: float) -> dict[str, An
             asyncio.run(prepare(state, a, b, backlog))
             queued = time.perf_counter() - t
             print(f"console: {backlog:,} tasks queued in {queued:.1f}s; measuring", file=sys.stderr)
-            result = asyncio.run(measure(state, presses, idle))
+            engine = start_engine(state) if attached else None
+            try:
+                url = engine_url(state, engine) if engine else ""
+                result = asyncio.run(measure(state, presses, idle, url))
+            finally:
+                if engine is not None:
+                    engine.terminate()
+                    engine.wait(60)
             # Each source version lands once: counted on the target, not from our totals.
             result["target_versions"] = sum(
                 1 for _ in dst.list_objects("copy-dst", recursive=True, include_version=True)
@@ -239,10 +261,46 @@ def bench(backlog: int, objects: int, presses: int, idle: float) -> dict[str, An
             a.stop()
             b.stop()
     result["backlog"] = backlog
+    result["engine"] = "attached (its own process, over the API)" if attached else "embedded"
     result["ok"] = result["target_versions"] <= objects and result["presses"] == presses
     result["target_p99_ms"] = TARGET_P99_MS
     result["met"] = result["painted"]["p99_ms"] <= TARGET_P99_MS
     return result
+
+
+def start_engine(state: Path) -> subprocess.Popen[bytes]:
+    """`mirrorline run --listen` on the state, as an operator starts it (its log to a file)."""
+    log = (state.parent / "engine.log").open("wb")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "--state-dir",
+            str(state),
+            "run",
+            "--workers",
+            "32",
+            "--scan-interval",
+            "5",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def engine_url(state: Path, engine: subprocess.Popen[bytes], within: float = 60.0) -> str:
+    """Where the engine's API listens, once it has announced it (as `tui` finds it)."""
+    deadline = time.monotonic() + within
+    while (found := running_engine(state)) is None or found.url is None:
+        if engine.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(
+                f"console: the engine did not start (see {state.parent / 'engine.log'})"
+            )
+        time.sleep(0.1)
+    return found.url
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -259,11 +317,14 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=600)
     parser.add_argument("--idle", type=float, default=10.0, help="seconds measured at rest")
     parser.add_argument("--quick", action="store_true", help="run(quick=True)'s sizes")
+    parser.add_argument(
+        "--attached", action="store_true", help="the engine as `run --listen` in its own process"
+    )
     args = parser.parse_args()
     if args.quick:
         result = run(quick=True)
     else:
-        result = bench(args.backlog, args.objects, args.presses, args.idle)
+        result = bench(args.backlog, args.objects, args.presses, args.idle, args.attached)
     print(json.dumps(result))
 
 

@@ -105,6 +105,8 @@ class RemoteService(Service):
         )
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._http.is_closed:  # a console's last poll, racing its own quit
+            raise TransientError(f"closed: no more requests to the engine at {self.url}")
         try:
             resp = await self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:

@@ -551,6 +551,15 @@ async def remote(app_client: tuple[httpx.AsyncClient, LocalService]) -> AsyncIte
     await client.close()
 
 
+async def test_a_request_after_close_is_a_retryable_error_not_a_crash(remote: Service) -> None:
+    """A console's last poll can race its own quit (it closes the service, then exits):
+    httpx's RuntimeError there failed the poll's worker, a traceback on the way out."""
+    assert (await remote.status()).policies
+    await remote.close()
+    with pytest.raises(TransientError, match=r"^closed: no more requests"):
+        await remote.status()
+
+
 async def test_remote_errors_come_back_as_the_class_raised_in_the_engine(
     app_client: tuple[httpx.AsyncClient, LocalService], remote: Service
 ) -> None:
