@@ -82,6 +82,8 @@ async def test_from_an_empty_state_dir_to_replicating_in_the_console(
             await until(pilot, lambda: hint(app) == next_step(1, 0))
 
             await add_endpoint(pilot, "dst", target, target.secret_key)
+            # The form checks the store before it closes: slow under load (CI saw it open).
+            await until(pilot, lambda: not isinstance(app.screen, AliasForm))
             await until(pilot, lambda: hint(app) == next_step(2, 0))
             stored = json.loads((state / "aliases.json").read_text())
             assert {a["name"] for a in await embedded.aliases()} == {"src", "dst"}
