@@ -197,6 +197,7 @@ class Engine:
             await self.endpoints.close()
 
     def spawn(self, coro: Awaitable[None], vital: bool = True) -> asyncio.Task[None]:
+        """Run a loop beside the engine; a vital one that dies stops the engine with why."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._ended if vital else self._background.discard)

@@ -147,7 +147,9 @@ class Console(App[None]):
     # -- the refresh loop --------------------------------------------------------------
 
     def poll(self) -> None:
-        self.run_worker(self.poll_now(), exclusive=True, group="poll")
+        # The method, not a coroutine: a poll cancelled by the next before it starts then
+        # leaves no coroutine never awaited (a RuntimeWarning CI printed).
+        self.run_worker(self.poll_now, exclusive=True, group="poll")
 
     def on_refresh_requested(self, _: RefreshRequested) -> None:
         self.poll()
