@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from engine.errors import NotFoundError, TransientError
-from engine.model import Op, Outcome, Task
+from engine.model import Completion, Op, Outcome, Task
 from engine.replication.bandwidth import TokenBucket
 from engine.replication.budget import ByteBudget
 from engine.replication.transfer import execute
@@ -34,6 +34,18 @@ async def put_source(rig: Rig, key: str, data: bytes, **headers: str) -> Task:
     version, etag = await rig.source.put(SRC, key, data, headers)
     return Task(
         policy="p1", key=key, version_id=version, op=Op.PUT, size=len(data), etag=etag, id=1
+    )
+
+
+def on_replica(copied: Task, done: Completion, op: Op) -> Task:
+    """The follow-up task the scanner plans for a copied version: it acts on the replica."""
+    return Task(
+        policy="p1",
+        key=copied.key,
+        version_id=copied.version_id,
+        op=op,
+        target_version=done.target_version or "",
+        id=copied.id + 1,
     )
 
 
@@ -140,14 +152,7 @@ async def test_delete_marker_and_version_delete_reach_the_target(rig: Rig) -> No
     assert (await execute(marker, rig.context(POLICY))).outcome is Outcome.REPLICATED
     assert rig.target.live(DST) == {} and rig.target.versions(DST, "k")[0].is_delete_marker
 
-    gone = Task(
-        policy="p1",
-        key="k",
-        version_id=task.version_id,
-        op=Op.DELETE_VERSION,
-        target_version=copied.target_version or "",
-        id=3,
-    )
+    gone = on_replica(task, copied, Op.DELETE_VERSION)
     assert (await execute(gone, rig.context(POLICY))).outcome is Outcome.REPLICATED
     assert [v.version_id for v in rig.target.versions(DST, "k")] != [copied.target_version]
     assert all(v.is_delete_marker for v in rig.target.versions(DST, "k"))
@@ -173,14 +178,7 @@ async def test_tag_sync_replaces_the_replicas_tags(rig: Rig) -> None:
     task = await put_source(rig, "k", b"x", **{"x-amz-tagging": "stage=draft"})
     copied = await execute(task, rig.context(POLICY))
     await rig.source.put_tags(SRC, "k", task.version_id, {"stage": "final", "owner": "qa"})
-    sync = Task(
-        policy="p1",
-        key="k",
-        version_id=task.version_id,
-        op=Op.METADATA,
-        target_version=copied.target_version or "",
-        id=2,
-    )
+    sync = on_replica(task, copied, Op.METADATA)
     assert (await execute(sync, rig.context(POLICY))).outcome is Outcome.REPLICATED
     assert await rig.target.get_tags(DST, "k") == {"stage": "final", "owner": "qa"}
     await rig.source.put_tags(SRC, "k", task.version_id, {})
@@ -195,14 +193,7 @@ async def test_tag_sync_onto_a_replica_gone_from_the_target_ends_not_parked(rig:
     task = await put_source(rig, "k", b"x")
     copied = await execute(task, rig.context(POLICY))
     await rig.target.delete(DST, "k", copied.target_version)
-    sync = Task(
-        policy="p1",
-        key="k",
-        version_id=task.version_id,
-        op=Op.METADATA,
-        target_version=copied.target_version or "",
-        id=2,
-    )
+    sync = on_replica(task, copied, Op.METADATA)
     done = await execute(sync, rig.context(POLICY))
     assert (done.outcome, done.note) == (Outcome.SKIPPED, "replica gone from the target")
     assert rig.target.versions(DST, "k") == [], "nothing written in its place"
