@@ -126,7 +126,6 @@ CONSOLE_MAY_IMPORT = (
     "engine.policy",
     "engine.errors",
     "engine.config",
-    "engine.printable",
 )
 CONSOLE_COMMAND = "tui.command"  # the one module that wires a service to the app
 

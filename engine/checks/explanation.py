@@ -169,7 +169,7 @@ class Explanation:
                 f"target {printable(side.target)} ({side.policy})", rows or ["no versions"]
             )
         out += _section("replica map", [_replica(r) for r in self.replicas])
-        out += _section("tasks", [line for t in self.tasks for line in _task(t, self.at)])
+        out += _section("tasks", [line for t in self.tasks for line in task_lines(t, self.at)])
         out += _section("links", [_link(link, self.at) for link in self.links])
         return out
 
@@ -224,7 +224,9 @@ def _replica(r: ReplicaRow) -> str:
     return f"{r.policy}: {printable(r.source_version)} -> {target}"
 
 
-def _task(t: TaskRow, now: float) -> list[str]:
+def task_lines(t: TaskRow, now: float) -> list[str]:
+    """One task as the `tasks:` section tells it: its head line, its last error, its last
+    attempts (also what the console shows when a store cannot be asked)."""
     head = (
         f"#{t.id} {t.policy} {t.op} {printable(t.version_id)}: {t.state} for "
         f"{ago(now - t.created_at)}, {t.attempts} attempt(s)"

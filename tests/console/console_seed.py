@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Group
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from engine.aliases import AliasBook
 from engine.demo.control import DemoAction, DemoControl, DemoState
@@ -124,6 +126,13 @@ async def until_shown(pilot: Pilot[Any], check: Callable[[], Any], seconds: floa
             raise AssertionError(f"not shown within {seconds}s; last: {result!r}")
         await pilot.pause(0.1)
     return result
+
+
+def shown_story(app: Console) -> str:
+    """The explain story's lines as the pane holds them: each one's indent, then its text."""
+    story = app.screen.query_one("#story", Static).content
+    assert isinstance(story, Group), story
+    return "\n".join(" " * p.left + p.renderable.plain for p in story.renderables)
 
 
 @dataclass

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Group
 from textual.pilot import Pilot
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label
 from textual.widgets.data_table import CellDoesNotExist
 
 from engine.config import EngineConfig
 from engine.service.embedded import EmbeddedEngine
 from engine.telemetry.snapshot import Snapshot
 from tests.conftest import Pair, make_bucket
+from tests.console.console_seed import shown_story
 from tui.app import Console
 from tui.screens.causes import CausesScreen
 from tui.screens.confirm import Confirm
@@ -165,13 +165,6 @@ async def test_r_and_R_retry_and_tasks_leave_the_failed_state(pair: Pair) -> Non
         await until(pilot, lambda: snap(app).policy("p1").backlog.failed == 0)
         await until(pilot, lambda: len(pair.target_latest()) == 6)
         assert snap(app).policy("p1").backlog.retrying == 0
-
-
-def shown_story(app: Console) -> str:
-    """The story's lines as the pane holds them: each one's indent, then its text."""
-    story = app.screen.query_one("#story", Static).content
-    assert isinstance(story, Group), story
-    return "\n".join(" " * p.left + p.renderable.plain for p in story.renderables)
 
 
 async def test_drill_down_from_a_cause_to_a_task_to_its_story(

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label
 
 from engine.errors import MirrorlineError
 from engine.model import TaskState
-from tests.console.console_seed import console_over, settle
+from tests.console.console_seed import console_over, settle, shown_story
 from tui.app import Console
 from tui.messages import PauseRequested
 from tui.screens.causes import CausesScreen
@@ -117,5 +117,4 @@ async def test_w_asks_for_any_key_by_name_and_opens_its_story(seeded: Console) -
         # No alias `prod` in this state dir: the engine's refusal, in its words, in a line.
         with pytest.raises(MirrorlineError) as refused:
             await seeded.source.explain("prod/photos", "2026/11/IMG_0001.heic")
-        shown = str(story.query_one("#story", Static).render())
-        assert shown == f"cannot explain: {refused.value.reason}"
+        assert shown_story(seeded) == f"cannot explain: {refused.value.reason}"

@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
+from engine.checks.explanation import TaskRow, task_lines
 from engine.errors import MirrorlineError
 from engine.model import Task, TaskState
 from engine.printable import printable
@@ -42,12 +43,12 @@ PARKED = {TaskState.FAILED.value, TaskState.RETRYING.value}
 STORY_EVERY = 2.0  # seconds between two tellings of an open story, at least
 
 
-def story(explanation: Explanation) -> Group:
-    """The explain text as the console shows it: plain text (never markup), the verdict bold.
+def story(lines: Sequence[str]) -> Group:
+    """Explain text as the console shows it: plain text (never markup), the first line bold.
 
     Each line keeps its indent when the pane wraps it: a long error under `tasks:` reads
     as part of its task, not as a line of its own at the left edge."""
-    lines = [printable(line) for line in explanation.lines()]
+    lines = [printable(line) for line in lines]
     shown = []
     for n, line in enumerate(lines):
         body = line.lstrip(" ")
@@ -99,15 +100,25 @@ class ExplainScreen(ConsoleModal[None]):
         try:
             explanation = await self.host.source.explain(self.source_name, self.key)
         except MirrorlineError as exc:
-            shown.update(Text(f"cannot explain: {printable(exc.reason)}"))
+            shown.update(story(self.unexplained(exc)))
             return
         finally:
             self._asking = False
         self.explanation = explanation
-        shown.update(story(explanation))
+        shown.update(story(explanation.lines()))
         title = self.query_one(".title", Label)
         title.remove_class(*VERDICT_TONE.values())
         title.add_class(VERDICT_TONE.get(explanation.verdict, "-plain"))
+
+    def unexplained(self, exc: MirrorlineError) -> list[str]:
+        """What the console still knows when the engine cannot tell the story (an alias
+        since removed, a store that refuses): the failure this screen was opened from."""
+        lines = [f"cannot explain: {exc.reason}"]
+        if self.task_shown is not None:
+            row = TaskRow.of(self.task_shown, None, 0.0, [])
+            lines += ["", f"the failure this was opened from, on key {self.key}:"]
+            lines += [f"  {line}" for line in task_lines(row, self.host.clock())]
+        return lines
 
     def parked_ids(self) -> list[int]:
         if self.task_shown is not None:
