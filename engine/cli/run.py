@@ -41,7 +41,8 @@ from engine.telemetry.snapshot import Snapshot
 @click.option(
     "--until-synced",
     is_flag=True,
-    help="Exit 0 once every policy is scanned and its queue is empty.",
+    help="Exit 0 once every policy is scanned and its queue is empty (a one-shot run: "
+    "its scan finds the work, so it does not listen for bucket notifications).",
 )
 @click.option("--no-events", is_flag=True, help="Do not listen for MinIO bucket notifications.")
 @click.option(
@@ -88,7 +89,7 @@ def run(
         state_dir=ctx.state_dir,
         workers=workers,
         scan_interval=scan_interval,
-        events=not no_events,
+        events=not (no_events or until_synced),
         tag_sweep_rate=tag_sweep_rate,
         multipart_from=_multipart_from(multipart_from),
         queue=ctx.queue,

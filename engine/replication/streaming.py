@@ -42,28 +42,39 @@ def content_md5(etag: str) -> str:
 
 
 class _Pieces:
-    """The next `length` bytes of a stream, in STREAM_CHUNK pieces, paced and counted.
+    """The next `length` bytes of a stream, paced and counted.
+
+    `exact`: each piece STREAM_CHUNK long, the last one shorter (an aws-chunked body's
+    framing needs it: the pieces are joined to that size). Otherwise each piece is what
+    the socket gave, up to STREAM_CHUNK, passed on uncopied.
 
     The target request consuming them fails with a connection error of its own when
     a read breaks off; `failure` keeps the source's error, so the task is retried as
     a source fault and the target's link is not marked down for it.
     """
 
-    def __init__(self, ctx: TransferContext, stream: Stream, length: int, progress: Progress):
+    def __init__(
+        self, ctx: TransferContext, stream: Stream, length: int, progress: Progress, exact: bool
+    ):
         self._ctx, self._stream, self._length, self._progress = ctx, stream, length, progress
+        self._exact = exact
         self.failure: BaseException | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def __aiter__(self) -> AsyncIterator[bytes | memoryview]:
         ctx, left = self._ctx, self._length
         while left:
-            size = min(STREAM_CHUNK, left)
-            if ctx.limit is not None:
-                await ctx.limit.take(size)
+            want = min(STREAM_CHUNK, left)
             try:
-                piece = await self._stream.readexactly(size)
+                if self._exact:
+                    piece = await self._stream.readexactly(want)
+                elif not (piece := await self._stream.read_some(want)):
+                    raise asyncio.IncompleteReadError(b"", left)
             except Exception as exc:
                 self.failure = exc
                 raise
+            size = len(piece)
+            if ctx.limit is not None:
+                await ctx.limit.take(size)
             yield piece
             left -= size
             ctx.on_bytes(size)
@@ -74,7 +85,7 @@ async def _streamed(
     task: Task,
     ctx: TransferContext,
     pieces: _Pieces,
-    send: Callable[[AsyncIterator[bytes]], Awaitable[T]],
+    send: Callable[[AsyncIterator[bytes | memoryview]], Awaitable[T]],
 ) -> T:
     try:
         return await send(aiter(pieces))
@@ -113,7 +124,7 @@ async def stream_put(
     if md5:
         headers["Content-MD5"] = md5
     bucket = ctx.policy.target_bucket
-    pieces = _Pieces(ctx, stream, head.size, progress)
+    pieces = _Pieces(ctx, stream, head.size, progress, exact=not md5)
     version, _ = await _streamed(
         task, ctx, pieces, lambda body: ctx.target.put(bucket, task.key, body, headers)
     )
@@ -135,18 +146,18 @@ async def multipart(
     owed: dict[int, int] = {}  # budget bytes of parts not finished (a part never started too)
 
     async def part(number: int, start: int, length: int) -> None:
-        async def send(body: AsyncIterator[bytes]) -> str:
+        async def send(body: AsyncIterator[bytes | memoryview]) -> str:
             return await ctx.target.upload_part(bucket, task.key, upload, number, body, "", length)
 
         try:
             if number == 1:  # the GET that brought the head starts at byte 0
                 etags[number] = await _streamed(
-                    task, ctx, _Pieces(ctx, stream, length, progress), send
+                    task, ctx, _Pieces(ctx, stream, length, progress, exact=True), send
                 )
                 return
             async with _ranged(task, ctx, head, start, length) as body:
                 etags[number] = await _streamed(
-                    task, ctx, _Pieces(ctx, body, length, progress), send
+                    task, ctx, _Pieces(ctx, body, length, progress, exact=True), send
                 )
         finally:
             ctx.part_budget.give(owed.pop(number))

@@ -7,13 +7,10 @@ never blocks, and every failure leaves as one of our error values.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import unquote_plus
 
 import urllib3
 from minio import Minio
@@ -110,48 +107,8 @@ class ControlClient:
             what = f"{self.alias.name}/{bucket}: set versioning"
             await self._call(what, self._minio.set_bucket_versioning, bucket, config)
 
-    def listen(
-        self,
-        bucket: str,
-        prefix: str,
-        on_key: Callable[[str], None],
-        on_unsupported: Callable[[str], None],
-    ) -> Callable[[], None]:
-        """Feed object keys from MinIO bucket notifications to `on_key` from a daemon thread.
-
-        A hint only: servers without the API (SeaweedFS answers 501) report through
-        `on_unsupported` and the periodic scan carries on alone. Returns a stopper.
-        """
-        stop = threading.Event()
-        holder: dict[str, Any] = {}
-
-        def run() -> None:
-            events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
-            try:
-                with self._minio.listen_bucket_notification(bucket, prefix, "", events) as stream:
-                    holder["stream"] = stream
-                    for event in stream:
-                        if stop.is_set():
-                            return
-                        for record in event.get("Records", []):
-                            key = record.get("s3", {}).get("object", {}).get("key")
-                            if key:
-                                on_key(unquote_plus(key))
-            except S3Error as exc:
-                if not stop.is_set():
-                    on_unsupported(f"{exc.code}: bucket notifications unavailable")
-            except Exception as exc:  # noqa: BLE001 - a hint source must never take the engine down
-                if not stop.is_set():
-                    on_unsupported(f"{type(exc).__name__}: bucket notifications unavailable")
-
-        thread = threading.Thread(target=run, name=f"listen-{bucket}", daemon=True)
-        thread.start()
-
-        def stopper() -> None:
-            stop.set()
-            stream = holder.get("stream")
-            if stream is not None:
-                with contextlib.suppress(Exception):  # closing a dead stream may raise
-                    stream.close()
-
-        return stopper
+    def notifications(self, bucket: str, prefix: str) -> Any:
+        """MinIO's stream of created and removed keys under `prefix` (blocking, a context
+        manager yielding event dicts): for listen.py's thread, never the event loop."""
+        events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+        return self._minio.listen_bucket_notification(bucket, prefix, "", events)

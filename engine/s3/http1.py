@@ -30,7 +30,7 @@ from engine.s3.wire import Connection, ConnectionClosed, HTTPError, ProtocolErro
 __all__ = ["ConnectionClosed", "HTTPError", "ProtocolError", "Response"]
 
 HIGH_WATER = 1024 * 1024  # body bytes held before the socket stops being read
-Body = bytes | AsyncIterator[bytes]
+Body = bytes | AsyncIterator[bytes | memoryview]
 
 
 class Lender(Protocol):
@@ -46,8 +46,8 @@ class Lender(Protocol):
 class Response:
     """One exchange: sent on entering the context, its connection given back on leaving.
 
-    Reading: `read()` (the whole body), `readexactly(n)` and `iter_chunked(n)` (the
-    Stream of engine/s3/types.py). The connection goes back to the pool only when
+    Reading: `read()` (the whole body), `readexactly(n)`, `read_some(n)` and
+    `iter_chunked(n)` (the Stream of engine/s3/types.py). The connection goes back to the pool only when
     the body was received to its end; leaving before closes it, since the rest
     would otherwise be taken for the next response.
     """
@@ -60,6 +60,7 @@ class Response:
         "_error",
         "_framed",
         "_keep_alive",
+        "_left",
         "_parser",
         "_pool",
         "_size",
@@ -86,6 +87,7 @@ class Response:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._want = 1  # body bytes the reader waits for: fewer wake it for nothing
+        self._left = -1  # body bytes still to come, once a Content-Length body bypasses llhttp
 
     # -- the context: send, then hand the connection back ---------------------------------
 
@@ -178,9 +180,21 @@ class Response:
         self._started = True
         if self.method == "HEAD":  # a length, but no body: llhttp cannot be told so
             self._done = True
+        length = self.headers.get("content-length", "")
+        if (
+            length.isdigit()
+            and "transfer-encoding" not in self.headers
+            and self.status >= 200
+            and self.status not in (204, 304)
+        ):
+            self._left = int(length)
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        self._left -= len(body)
+        self._received(body)
+
+    def _received(self, body: bytes) -> None:
         self._chunks.append(body)
         self._size += len(body)
         if self._size >= self._want:
@@ -198,11 +212,31 @@ class Response:
         if self._done:  # more than the response said it had: do not reuse this connection
             self._keep_alive = False
             return
-        assert self._parser is not None
+        if self._parser is None:  # a body of known length, past llhttp: taken as it comes
+            self._raw(data)
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"malformed HTTP response: {exc}"))
+            return
+        if self._left > 0 and not self._done:
+            # The rest of a Content-Length body needs no parsing: counted, not copied again
+            # (llhttp hands each piece over as a new bytes object, one more copy per byte).
+            self._parser = None
+
+    def _raw(self, data: bytes) -> None:
+        left = self._left
+        if len(data) < left:
+            self._left = left - len(data)
+            self._received(data)
+            return
+        if len(data) > left:  # more than the response said it had: do not reuse this
+            self._keep_alive = False
+            data = data[:left]
+        self._left = 0
+        self._received(data)
+        self.on_message_complete()
 
     def lost(self, exc: Exception | None) -> None:
         if self._done:
@@ -303,16 +337,27 @@ class Response:
             await self._wait()
         return self._take(n) if n else b""
 
-    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+    async def read_some(self, n: int) -> bytes | memoryview:
+        """What has arrived, up to `n` bytes, as the socket gave it (no join, no copy: a
+        view when a piece is longer); at least one byte, or b"" at the end of the body."""
+        while not self._size:
+            if self._done:
+                return b""
+            self._want = 1
+            await self._wait()
+        chunks = self._chunks
+        piece = chunks.popleft()
+        if len(piece) > n:
+            view = memoryview(piece)
+            piece = view[:n]
+            chunks.appendleft(view[n:])
+        self._size -= len(piece)
+        return piece
+
+    async def iter_chunked(self, n: int) -> AsyncIterator[bytes | memoryview]:
         """The body as it arrives, in pieces of at most `n` bytes."""
-        while True:
-            if self._size:
-                yield self._take(min(n, self._size))
-            elif self._done:
-                return
-            else:
-                self._want = 1
-                await self._wait()
+        while piece := await self.read_some(n):
+            yield piece
 
     async def read(self) -> bytes:
         """The whole body (S3's XML answers, small objects)."""

@@ -115,9 +115,12 @@ class _Reader:
             raise asyncio.IncompleteReadError(chunk, n)
         return chunk
 
+    async def read_some(self, n: int) -> bytes:
+        return await self.readexactly(min(n, len(self._data) - self._at))
+
     async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
-        while self._at < len(self._data):
-            yield await self.readexactly(min(n, len(self._data) - self._at))
+        while piece := await self.read_some(n):
+            yield piece
 
 
 @dataclass

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-Body = bytes | AsyncIterator[bytes]  # an iterator needs a Content-Length header beside it
+Body = (
+    bytes | AsyncIterator[bytes | memoryview]
+)  # an iterator needs a Content-Length header beside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,4 +47,8 @@ class Stream(Protocol):
 
     async def readexactly(self, n: int) -> bytes: ...
 
-    def iter_chunked(self, n: int) -> AsyncIterator[bytes]: ...
+    async def read_some(self, n: int) -> bytes | memoryview:
+        """Up to `n` bytes as they arrived (at least one; b"" at the end of the body)."""
+        ...
+
+    def iter_chunked(self, n: int) -> AsyncIterator[bytes | memoryview]: ...

@@ -56,8 +56,13 @@ class _Broken:
         self._body, self._left, self._corrupt = body, after, corrupt
 
     async def readexactly(self, n: int) -> bytes:
-        piece = await self._body.readexactly(n)
-        self._left -= n
+        return self._passed(await self._body.readexactly(n))
+
+    async def read_some(self, n: int) -> bytes:
+        return self._passed(bytes(await self._body.read_some(n)))
+
+    def _passed(self, piece: bytes) -> bytes:
+        self._left -= len(piece)
         if self._left <= 0:
             if not self._corrupt:
                 raise ConnectionResetError("source: connection reset mid-body")

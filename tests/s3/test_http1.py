@@ -153,6 +153,43 @@ async def test_a_chunked_body_arrives_whole_and_the_connection_is_reused(serve) 
     await pool.close()
 
 
+async def test_a_length_body_in_segments_arrives_whole_and_what_follows_it_is_not_reused(
+    serve,
+) -> None:
+    """Past the header, a Content-Length body is counted rather than parsed: each segment
+    arrives as sent, cut at n, and bytes beyond the length never become the next answer."""
+    body = bytes(range(256)) * 40  # 10,240 bytes
+
+    async def handler(
+        server: Server, n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await server.read(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+            writer.write(body[:10])  # with the header: parsed
+            await writer.drain()
+            for at in range(10, len(body), 3000):  # one segment each: counted
+                last = at + 3000 >= len(body)
+                writer.write(
+                    body[at : at + 3000] + (b"HTTP/1.1 200 OK" if last and n == 1 else b"")
+                )
+                await writer.drain()
+                await asyncio.sleep(0.01)  # the server's pace, not the test's synchronisation
+
+    server = await serve(handler)
+    pool = Pool(server.url)
+    async with get(pool) as resp:
+        pieces = [piece async for piece in resp.iter_chunked(2048)]
+        assert await resp.read_some(2048) == b""  # the end, said as an empty piece
+    assert b"".join(pieces) == body
+    assert max(map(len, pieces)) <= 2048
+    assert pool.idle == 0  # the first answer carried more than its length
+    async with get(pool) as resp:
+        assert await resp.readexactly(len(body)) == body
+    assert server.connections == 2 and pool.idle == 1
+    await pool.close()
+
+
 async def test_a_close_mid_body_is_a_connection_error_and_not_reused(serve) -> None:
 
     async def handler(
