@@ -110,13 +110,7 @@ class SQLiteQueue(QueueReads, TaskQueue):
                 # One policy at a time so the partial index tasks_ready serves both the
                 # filter and the order: the cost does not grow with the backlog.
                 async with conn.execute(
-                    "UPDATE tasks SET state = 'in-flight', lease_until = ?, "
-                    "attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT id FROM tasks "
-                    "INDEXED BY tasks_ready WHERE policy = ? AND state IN ('pending', 'retrying') "
-                    "AND next_at <= ? AND NOT EXISTS (SELECT 1 FROM tasks AS busy WHERE "
-                    "busy.policy = tasks.policy AND busy.key = tasks.key "
-                    "AND busy.state = 'in-flight') "
-                    f"ORDER BY next_at, id LIMIT ?) RETURNING {COLUMNS}",
+                    CLAIM,
                     (now + lease_seconds, now, policy, now, limit - len(tasks)),
                 ) as cur:
                     cur.row_factory = None  # plain tuples: a Row costs a copy more
@@ -321,6 +315,19 @@ async def enqueue_resync(conn: aiosqlite.Connection, resync: int, tasks: Sequenc
     if cur.rowcount:
         await count_new(conn, since)
     return cur.rowcount
+
+
+# The oldest ready tasks of one policy whose key has nothing in flight. The key check goes
+# through tasks_identity (the key's few rows): through tasks_state it read every in-flight
+# row of the policy for each candidate, and a claim of 100 took 170 ms with 5,000 in flight.
+CLAIM = (
+    "UPDATE tasks SET state = 'in-flight', lease_until = ?, "
+    "attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT id FROM tasks "
+    "INDEXED BY tasks_ready WHERE policy = ? AND state IN ('pending', 'retrying') "
+    "AND next_at <= ? AND NOT EXISTS (SELECT 1 FROM tasks AS busy INDEXED BY tasks_identity "
+    "WHERE busy.policy = tasks.policy AND busy.key = tasks.key AND busy.state = 'in-flight') "
+    f"ORDER BY next_at, id LIMIT ?) RETURNING {COLUMNS}"
+)
 
 
 async def newest_id(conn: aiosqlite.Connection) -> int:
