@@ -26,6 +26,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+__version__ = "0.1.0"
+
 from engine.config import EngineConfig
 from engine.errors import MirrorlineError, NotFoundError, PermanentError, TransientError, UserError
 from engine.policy import Policy

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from engine import config
+from engine import __version__, config
 from engine.cli.context import Context, Group, add_queue_option
 
 # name -> (module, attribute). `compare`, `explain`, `resync` and `status` add their commands to
@@ -96,7 +96,7 @@ def _builtin(name: str) -> Callable[[], click.Command]:
     help="State directory (default: $MIRRORLINE_HOME or ~/.local/state/mirrorline).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.version_option(package_name="mirrorline")
+@click.version_option(__version__, prog_name="mirrorline")
 @click.pass_context
 def cli(ctx: click.Context, state_dir: Path | None, verbose: int) -> None:
     """Asynchronous bucket replication for S3-compatible object stores."""

@@ -10,12 +10,12 @@ links unknown. Either way every view formats the same `Snapshot`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from engine import __version__
 from engine.model import Counts
 from engine.policy import Policy
 from engine.state.stores import Node, TelemetryStore
@@ -35,19 +35,6 @@ from engine.telemetry.stats import Telemetry
 
 V = TypeVar("V", Backlog, Rate)
 FRESH = 10.0  # a published snapshot older than this means the engine is gone
-
-
-@functools.cache
-def package_version() -> str:
-    """Read once: importlib.metadata parses the package's METADATA on every call (0.3 s of
-    CPU per minute of a running engine, measured, at the refresh rate). Imported here: a
-    CLI command that never composes a live snapshot starts without it."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mirrorline")
-    except PackageNotFoundError:
-        return "dev"
 
 
 def state_of(policy: Policy, engine_paused: bool) -> str:
@@ -106,7 +93,7 @@ def compose(
             started_at=live.started_at if live else None,
             updated_at=now,
             workers=live.workers if live else 0,
-            version=package_version(),
+            version=__version__,
             config_error=live.config_error if live else "",
         ),
         policies=stats,
