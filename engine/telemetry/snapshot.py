@@ -9,6 +9,7 @@ Times are Unix seconds; sizes are bytes; rates are per second.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -235,6 +236,15 @@ def build(kind: type[T], data: Any) -> T:
     return typing.cast(T, _build(kind, data))
 
 
+@functools.cache
+def _field_types(kind: type) -> dict[str, Any]:
+    """Each field's type, resolved once per class: get_type_hints evaluates every string
+    annotation on each call, and that was most of a console poll's decoding (5-9 ms for
+    a 4.6 KB snapshot, on the console's event loop)."""
+    hints = typing.get_type_hints(kind)
+    return {f.name: hints[f.name] for f in dataclasses.fields(kind)}
+
+
 def _build(kind: Any, data: Any) -> Any:
     if data is None:
         return None
@@ -249,9 +259,8 @@ def _build(kind: Any, data: Any) -> Any:
         _, value = typing.get_args(kind)
         return {k: _build(value, v) for k, v in data.items()}
     if dataclasses.is_dataclass(kind):
-        hints = typing.get_type_hints(kind)
-        names = {f.name for f in dataclasses.fields(kind)}
-        return kind(**{k: _build(hints[k], v) for k, v in data.items() if k in names})
+        fields = _field_types(kind)
+        return kind(**{k: _build(fields[k], v) for k, v in data.items() if k in fields})
     if kind is float:
         return float(data)
     return data

@@ -222,15 +222,30 @@ def test_sigterm_drains_and_leaves_no_lease_behind(pair: Pair) -> None:
     # The first copies landed (read from the state file: a status call can take seconds
     # on a loaded machine); the fault goes in now.
     eventually(lambda: (p := progress(pair.state_dir)) and p.landed > 0, interval=0.02)
+    # SeaweedFS has no bucket notifications: the engine probes (from the listener's own
+    # thread, once the first scan is done), says so, and goes on scanning.
+    eventually(lambda: "bucket notifications unavailable; relying on scans" in pair.engine_log())
     assert pair.stop_engine(engine, signal.SIGTERM) == 0
     status = pair.status()
     assert status["in_flight"] == 0, "every lease was finished or handed back"
     assert status["pending"] > 0, "the stop came mid-run"
     assert status["replicated"] + status["pending"] == total
-    # SeaweedFS has no bucket notifications: the engine probed, said so, and scanned instead.
-    assert "bucket notifications unavailable; relying on scans" in pair.engine_log()
     pair.start_engine()
     eventually(lambda: drained(pair, total))
+    assert in_sync(pair)
+
+
+def test_a_one_shot_run_copies_what_its_scan_found_and_does_not_listen(pair: Pair) -> None:
+    """`run --until-synced` is done when its scan's work is: no notification listener (the
+    standing engine above starts one after its first scan, and says SeaweedFS has none)."""
+    pair.seed("once/", 100, 4096)
+    pair.add_policy("--bandwidth", "100KiB")  # about 4 s of copying: time for a probe
+    proc = pair.start_engine("--until-synced")
+    eventually(lambda: proc.poll() is not None, timeout=120)
+    log = pair.engine_log()
+    assert proc.returncode == 0, log
+    assert "scan p1: 100 keys" in log
+    assert "bucket notifications" not in log
     assert in_sync(pair)
 
 
