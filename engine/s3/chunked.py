@@ -48,7 +48,7 @@ def headers_for(length: int, chunk: int = STREAM_CHUNK) -> dict[str, str]:
 
 async def framed(
     pieces: AsyncIterator[bytes | memoryview], length: int, chunk: int = STREAM_CHUNK
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[bytes | memoryview]:
     """The pieces in aws-chunked framing, then the CRC32 trailer of what was sent."""
     crc, sent, lead = 0, 0, b""
     async for piece in pieces:

@@ -33,6 +33,10 @@ HIGH_WATER = 1024 * 1024  # body bytes held before the socket stops being read
 Body = bytes | AsyncIterator[bytes | memoryview]
 
 
+class _SecondAnswer(Exception):
+    """Raised inside llhttp's callback to stop it at bytes beyond the response."""
+
+
 class Lender(Protocol):
     """Where an exchange gets its connection and gives it back (pool.Pool)."""
 
@@ -127,6 +131,7 @@ class Response:
         self._parser = httptools.HttpResponseParser(self)
         self.headers, self.status, self._error = {}, 0, None
         self._started = self._done = self._framed = False
+        self._left = -1
 
     def _finish(self) -> None:
         """Give the connection back if its response was read whole, else close it."""
@@ -173,6 +178,10 @@ class Response:
             self._framed = True
         self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
 
+    def on_message_begin(self) -> None:
+        if self._done:  # a second answer to one request, in the same segment: stop there
+            raise _SecondAnswer
+
     def on_headers_complete(self) -> None:
         assert self._parser is not None
         self.status = self._parser.get_status_code()
@@ -180,7 +189,7 @@ class Response:
         self._started = True
         if self.method == "HEAD":  # a length, but no body: llhttp cannot be told so
             self._done = True
-        length = self.headers.get("content-length", "")
+        length = self.headers.get("content-length", "").strip()
         if (
             length.isdigit()
             and "transfer-encoding" not in self.headers
@@ -217,6 +226,12 @@ class Response:
             return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, _SecondAnswer):  # ours is whole: keep it, not this
+                self._keep_alive = False
+                return
+            self._fail(ProtocolError(f"malformed HTTP response: {exc}"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"malformed HTTP response: {exc}"))
             return
@@ -304,6 +319,8 @@ class Response:
         """The next `n` buffered bytes, each copied once at most: the rest of a chunk
         stays a view of it (a large copy reads 256 KiB pieces out of whatever the
         socket gave, and slicing bytes copied each byte up to three times)."""
+        if not n:
+            return b""
         chunks = self._chunks
         first = chunks[0]
         size = len(first)

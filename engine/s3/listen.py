@@ -32,22 +32,24 @@ def listen(
     holder: dict[str, Any] = {}
 
     def run() -> None:
-        from engine.s3.control import ControlClient, map_minio_errors
-
-        control = ControlClient(alias, timeout=3600)
         try:
-            with (
-                map_minio_errors(f"{alias.name}/{bucket}: listen"),
-                control.notifications(bucket, prefix) as stream,
-            ):
-                holder["stream"] = stream
-                for event in stream:
-                    if stop.is_set():
+            from engine.s3.control import ControlClient, map_minio_errors
+
+            with map_minio_errors(f"{alias.name}/{bucket}: listen"):
+                control = ControlClient(alias, timeout=3600)
+                if stop.is_set():  # stopped while the SDK was imported
+                    return
+                with control.notifications(bucket, prefix) as stream:
+                    holder["stream"] = stream
+                    if stop.is_set():  # stopped before the stream could be closed by it
                         return
-                    for record in event.get("Records", []):
-                        key = record.get("s3", {}).get("object", {}).get("key")
-                        if key:
-                            on_key(unquote_plus(key))
+                    for event in stream:
+                        if stop.is_set():
+                            return
+                        for record in event.get("Records", []):
+                            key = record.get("s3", {}).get("object", {}).get("key")
+                            if key:
+                                on_key(unquote_plus(key))
         except MirrorlineError as exc:
             if not stop.is_set():
                 on_unsupported(f"{exc.code or exc.reason}: bucket notifications unavailable")

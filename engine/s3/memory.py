@@ -116,6 +116,8 @@ class _Reader:
         return chunk
 
     async def read_some(self, n: int) -> bytes:
+        if self._at == len(self._data):  # the end: no read, so no hook
+            return b""
         return await self.readexactly(min(n, len(self._data) - self._at))
 
     async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:

@@ -217,7 +217,7 @@ def test_tag_changes_on_replicated_versions_are_synced(pair: Pair) -> None:
 def test_sigterm_drains_and_leaves_no_lease_behind(pair: Pair) -> None:
     total = 300
     pair.seed("drain/", total, 4096)
-    pair.add_policy("--bandwidth", "200KiB")  # ~50 objects/s: SIGTERM lands mid-run
+    pair.add_policy("--bandwidth", "100KiB")  # ~25 objects/s: SIGTERM lands mid-run
     engine = pair.start_engine()
     # The first copies landed (read from the state file: a status call can take seconds
     # on a loaded machine); the fault goes in now.

@@ -190,6 +190,33 @@ async def test_a_length_body_in_segments_arrives_whole_and_what_follows_it_is_no
     await pool.close()
 
 
+async def test_a_second_answer_in_the_same_segment_is_not_ours_and_not_reused(serve) -> None:
+    """A whole response, then the start of another before any second request: our body is
+    the first one's, its headers stay ours, and the connection is not given back."""
+
+    async def handler(
+        server: Server, n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await server.read(reader)
+            extra = response(b"other", "404 Not Found", "x-amz-version-id: v2\r\n")
+            writer.write(response(b"ours", extra="x-amz-version-id: v1\r\n") + extra * (n == 1))
+            await writer.drain()
+
+    server = await serve(handler)
+    pool = Pool(server.url)
+    async with get(pool) as resp:
+        assert (resp.status, resp.headers["x-amz-version-id"]) == (200, "v1")
+        assert await resp.read() == b"ours"
+        with pytest.raises(asyncio.IncompleteReadError):
+            await resp.readexactly(1)  # past the end: said as such
+    assert pool.idle == 0
+    async with get(pool) as resp:
+        assert await resp.read() == b"ours"
+    assert server.connections == 2 and pool.idle == 1
+    await pool.close()
+
+
 async def test_a_close_mid_body_is_a_connection_error_and_not_reused(serve) -> None:
 
     async def handler(
