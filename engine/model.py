@@ -26,6 +26,9 @@ class TaskState(enum.StrEnum):
 
 ACTIVE_STATES = (TaskState.PENDING, TaskState.IN_FLIGHT, TaskState.RETRYING)
 
+# The newest version of a key the target holds: (source mtime, seq, source version id).
+Newest = tuple[float, int, str]
+
 
 @dataclass(frozen=True, slots=True)
 class NewTask:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.errors import MirrorlineError, StateError, reason_code
-from engine.model import Completion, Task
+from engine.model import Completion, Newest, Task
 from engine.replication.health import Link
 from engine.replication.transfer import TransferContext, execute
 from engine.retry import RetryPolicy
@@ -118,7 +118,7 @@ class Dispatcher:
         self._poll = poll_interval
         self._on_error = on_error
         self._lines: dict[Key, deque[Task]] = {}
-        self._newest: dict[Key, tuple[float, int]] = {}
+        self._newest: dict[Key, Newest] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._draining = False
@@ -224,9 +224,8 @@ class Dispatcher:
                 await self._failed(task, error, route)
             else:
                 if done.target_version:
-                    self._newest[key] = max(
-                        self._newest.get(key, (0.0, 0)), (task.src_mtime, task.seq)
-                    )
+                    landed = (task.src_mtime, task.seq, task.version_id)
+                    self._newest[key] = max(self._newest.get(key, landed), landed)
                 self._recorder.add(done)
         except asyncio.CancelledError:
             await shielded(self._queue.release([task]))

@@ -18,7 +18,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from engine.errors import NotFoundError, PermanentError, TransientError
-from engine.model import Completion, Op, Outcome, Task
+from engine.model import Completion, Newest, Op, Outcome, Task
 from engine.replication.context import TransferContext
 from engine.replication.rerun import held
 from engine.replication.streaming import multipart, stream_put
@@ -42,20 +42,20 @@ T = TypeVar("T")
 async def execute(
     task: Task,
     ctx: TransferContext,
-    newest: tuple[float, int] | None = None,
+    newest: Newest | None = None,
     progress: Progress = lambda n: None,
 ) -> Completion:
     """Run one task; errors propagate as MirrorlineError values for the scheduler.
 
-    `newest` is (source mtime, seq) of the newest version of this key already on
-    the target, from the replica map: an older version never overwrites it.
+    `newest` is (source mtime, seq, source version) of the newest version of this key
+    already on the target, from the replica map: an older version never overwrites it.
     `progress` hears of this task's bytes as they go out.
     """
     if task.op is Op.DELETE_VERSION:
         return await _delete_version(task, ctx)
     if task.op is Op.METADATA:
         return await _sync_tags(task, ctx)
-    if newest is not None and newest > (task.src_mtime, task.seq):
+    if newest is not None and await _superseded(task, ctx, newest):
         return Completion(task, Outcome.SKIPPED, target_version="", note="superseded")
     if task.op is Op.DELETE_MARKER:
         return await _delete_marker(task, ctx)
@@ -77,6 +77,36 @@ async def execute(
         # Deleted on the source before we got to it: nothing to copy. A delete
         # marker or version delete that followed is a task of its own.
         return Completion(task, Outcome.SKIPPED, target_version=None, note="gone at source")
+
+
+async def _superseded(task: Task, ctx: TransferContext, newest: Newest) -> bool:
+    """Is the version already on the target newer than this task's?
+
+    Times in different seconds decide. Within one second they cannot: an event's time
+    has milliseconds and a listing's whole seconds, and a key's positions (seq) shift
+    between two listings when older versions are removed. So a tie is settled by the
+    source's own listing, newest first (one request, only for same-second writes)."""
+    mtime, seq, version = newest
+    if version == task.version_id:
+        return False
+    if int(mtime) != int(task.src_mtime):
+        return mtime > task.src_mtime
+    order = await _listed_order(task, ctx, {version, task.version_id})
+    if version in order and task.version_id in order:
+        return order.index(version) < order.index(task.version_id)
+    return (mtime, seq) > (task.src_mtime, task.seq)
+
+
+async def _listed_order(task: Task, ctx: TransferContext, wanted: set[str]) -> list[str]:
+    """The `wanted` versions of the task's key in the source's listing order, newest first."""
+    found: list[str] = []
+    pages = ctx.source.list_versions(ctx.policy.source_bucket, prefix=task.key, page_size=100)
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            found += [v.version_id for v in page if v.key == task.key and v.version_id in wanted]
+            if len(found) == len(wanted) or not page or page[-1].key != task.key:
+                break
+    return found
 
 
 async def _still_listed(task: Task, ctx: TransferContext, most: int = 5000) -> bool:

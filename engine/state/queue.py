@@ -12,7 +12,17 @@ import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.model import Attempt, Cause, Completion, Counts, FailureGroup, NewTask, Task, TaskState
+from engine.model import (
+    Attempt,
+    Cause,
+    Completion,
+    Counts,
+    FailureGroup,
+    Newest,
+    NewTask,
+    Task,
+    TaskState,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +138,9 @@ class TaskQueue(abc.ABC):
         """The target version replicating one source version (None: no replica recorded)."""
 
     @abc.abstractmethod
-    async def newest_replicas(
-        self, policy: str, keys: Sequence[str]
-    ) -> dict[str, tuple[float, int]]:
-        """Per key, (source mtime, seq) of the newest version the target holds."""
+    async def newest_replicas(self, policy: str, keys: Sequence[str]) -> dict[str, Newest]:
+        """Per key, (source mtime, seq, source version) of the newest version the target
+        holds (the version, so a same-second tie can be settled by the source's listing)."""
 
     @abc.abstractmethod
     async def drop_policy(self, policy: str) -> None:

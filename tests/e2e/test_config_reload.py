@@ -70,7 +70,9 @@ def test_a_bad_aliases_file_keeps_the_last_good_aliases_and_replication_goes_on(
 def test_a_policy_naming_an_alias_nobody_set_is_shown_not_silently_idle(pair: Pair) -> None:
     pair.add_policy()
     engine = pair.start_engine()
-    eventually(lambda: pair.status()["state"] == "enabled")
+    # Running, not just started: its first scan is done. Before that, `run` itself reads
+    # aliases.json, and this test's write (truncate, then write) could be read half-done.
+    eventually(lambda: pair.status()["scans"] >= 1)
     book = json.loads((pair.state_dir / "aliases.json").read_text())
     del book["aliases"]["dst"]  # removed by hand, under the policy that uses it
     (pair.state_dir / "aliases.json").write_text(json.dumps(book))

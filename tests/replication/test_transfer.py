@@ -209,7 +209,7 @@ async def test_what_is_skipped_writes_nothing(rig: Rig) -> None:
     await rig.source.delete(SRC, "gone", gone.version_id)
     assert (await execute(gone, ctx)).note == "gone at source"
     old = await put_source(rig, "old", b"x")
-    superseded = await execute(old, ctx, newest=(old.src_mtime + 1, 0))
+    superseded = await execute(old, ctx, newest=(old.src_mtime + 1, 0, "v-newer"))
     assert superseded.note == "superseded"
     echo = await put_source(rig, "echo", b"x", **{f"x-amz-meta-{ORIGIN}": origin(rig.target, DST)})
     assert (await execute(echo, rig.context(POLICY))).note == "replica of target"
@@ -238,3 +238,25 @@ async def test_parts_sent_at_once_share_the_policys_rate(rig: Rig) -> None:
     elapsed = time.monotonic() - started
     assert done.outcome is Outcome.REPLICATED and rig.target.live(DST) == {"big.bin": data}
     assert len(data) / elapsed <= rate, f"{len(data) / elapsed / MiB:.2f} MiB/s over the limit"
+
+
+async def test_a_same_second_tie_is_settled_by_the_source_listing(rig: Rig) -> None:
+    """A PUT queued from an event (its time in milliseconds) then a delete marker queued
+    by a scan (a listing's whole second, a later position) in the same second: CI saw the
+    marker skipped as "superseded", because 527.239 > 527.0, and the deleted object stayed
+    live on the target. The source's listing order decides a tie, both ways round."""
+    put = await put_source(rig, "k", b"x")
+    copied = await execute(put, rig.context(POLICY))
+    marker_version, _ = await rig.source.delete(SRC, "k")
+    second = float(int(time.time()))
+    by_event = (second + 0.239, 0, put.version_id)  # the PUT's replica, as the map has it
+    marker = Task("p1", "k", marker_version, Op.DELETE_MARKER, src_mtime=second, seq=1, id=2)
+    done = await execute(marker, rig.context(POLICY), newest=by_event)
+    assert done.outcome is Outcome.REPLICATED, done
+    assert rig.target.versions(DST, "k")[0].is_delete_marker  # newest first
+    # The other way round: the PUT again (a retry), the marker's replica now the newest.
+    after = (second, 1, marker_version)
+    again = replace(put, src_mtime=second + 0.239)
+    assert (await execute(again, rig.context(POLICY), newest=after)).note == "superseded"
+    assert copied.target_version in {v.version_id for v in rig.target.versions(DST, "k")}
+    assert rig.target.live(DST) == {}, "the marker stays on top"

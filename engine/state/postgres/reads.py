@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from engine.model import Attempt, Cause, Counts, FailureGroup, Op, Task, TaskState
+from engine.model import Attempt, Cause, Counts, FailureGroup, Newest, Op, Task, TaskState
 from engine.state.postgres.database import Database
 from engine.state.queue import Replica
 
@@ -214,14 +214,12 @@ class QueueReads:
             source_version,
         )
 
-    async def newest_replicas(
-        self, policy: str, keys: Sequence[str]
-    ) -> dict[str, tuple[float, int]]:
+    async def newest_replicas(self, policy: str, keys: Sequence[str]) -> dict[str, Newest]:
         rows = await self._db.rows(
-            "SELECT DISTINCT ON (key) key, src_mtime, seq FROM replicas WHERE policy = $1 "
-            "AND key = ANY($2::text[]) AND target_version IS NOT NULL "
-            "ORDER BY key, src_mtime DESC, seq DESC",
+            "SELECT DISTINCT ON (key) key, src_mtime, seq, source_version FROM replicas "
+            "WHERE policy = $1 AND key = ANY($2::text[]) AND target_version IS NOT NULL "
+            "ORDER BY key, src_mtime DESC, seq DESC, source_version DESC",
             policy,
             sorted(set(keys)),
         )
-        return {r["key"]: (r["src_mtime"], r["seq"]) for r in rows}
+        return {r["key"]: (r["src_mtime"], r["seq"], r["source_version"]) for r in rows}

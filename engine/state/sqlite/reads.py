@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.model import Attempt, Cause, Counts, FailureGroup, Op, Task, TaskState
+from engine.model import Attempt, Cause, Counts, FailureGroup, Newest, Op, Task, TaskState
 from engine.state.queue import Replica
 from engine.state.sqlite.database import Database
 
@@ -229,18 +229,17 @@ class QueueReads:
         )
         return rows[0][0] if rows else None
 
-    async def newest_replicas(
-        self, policy: str, keys: Sequence[str]
-    ) -> dict[str, tuple[float, int]]:
-        newest: dict[str, tuple[float, int]] = {}
+    async def newest_replicas(self, policy: str, keys: Sequence[str]) -> dict[str, Newest]:
+        newest: dict[str, Newest] = {}
         unique = sorted(set(keys))
         for i in range(0, len(unique), 500):
             part = unique[i : i + 500]
             async with self._db.conn.execute(
-                "SELECT key, src_mtime, seq FROM replicas WHERE policy = ? "
+                "SELECT key, src_mtime, seq, source_version FROM replicas WHERE policy = ? "
                 f"AND key IN ({','.join('?' * len(part))}) AND target_version IS NOT NULL",
                 (policy, *part),
             ) as cur:
-                for key, mtime, seq in await cur.fetchall():
-                    newest[key] = max(newest.get(key, (mtime, seq)), (mtime, seq))
+                for key, mtime, seq, version in await cur.fetchall():
+                    row = (mtime, seq, version)
+                    newest[key] = max(newest.get(key, row), row)
         return newest
