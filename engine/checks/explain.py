@@ -36,25 +36,15 @@ from engine.checks.explanation import (
 from engine.errors import MirrorlineError, UserError
 from engine.model import Task, TaskState
 from engine.policy import Policy, format_tags, parse_path
-from engine.s3 import ListedVersion, ObjectStore
+from engine.s3 import ListedVersion, ObjectStore, listing
 from engine.s3.client import S3Client
 from engine.state.queue import TaskQueue
 from engine.telemetry.snapshot import Snapshot
 
 
 async def key_versions(store: ObjectStore, bucket: str, key: str) -> list[VersionRow]:
-    """The key's versions and delete markers, newest first: a listing under the key as
-    prefix, read only while it still shows this key (longer keys sort after it)."""
-    found: list[VersionRow] = []
-    pages = store.list_versions(bucket, prefix=key, page_size=100)
-    try:
-        async for page in pages:
-            found += [_row(v) for v in page if v.key == key]
-            if not page or page[-1].key != key:
-                break
-    finally:
-        await pages.aclose()
-    return found
+    """The key's versions and delete markers, newest first, as the story shows them."""
+    return [_row(v) for v in await listing.key_versions(store, bucket, key)]
 
 
 def _row(v: ListedVersion) -> VersionRow:

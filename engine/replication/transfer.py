@@ -23,6 +23,7 @@ from engine.replication.context import TransferContext
 from engine.replication.rerun import held
 from engine.replication.streaming import multipart, stream_put
 from engine.s3 import ObjectHead
+from engine.s3.listing import key_versions
 from engine.s3.origin import (
     COPIED_HEADERS,
     ORIGIN,
@@ -91,22 +92,11 @@ async def _superseded(task: Task, ctx: TransferContext, newest: Newest) -> bool:
         return False
     if int(mtime) != int(task.src_mtime):
         return mtime > task.src_mtime
-    order = await _listed_order(task, ctx, {version, task.version_id})
+    listed = await key_versions(ctx.source, ctx.policy.source_bucket, task.key)
+    order = [v.version_id for v in listed]
     if version in order and task.version_id in order:
         return order.index(version) < order.index(task.version_id)
     return (mtime, seq) > (task.src_mtime, task.seq)
-
-
-async def _listed_order(task: Task, ctx: TransferContext, wanted: set[str]) -> list[str]:
-    """The `wanted` versions of the task's key in the source's listing order, newest first."""
-    found: list[str] = []
-    pages = ctx.source.list_versions(ctx.policy.source_bucket, prefix=task.key, page_size=100)
-    async with contextlib.aclosing(pages):
-        async for page in pages:
-            found += [v.version_id for v in page if v.key == task.key and v.version_id in wanted]
-            if len(found) == len(wanted) or not page or page[-1].key != task.key:
-                break
-    return found
 
 
 async def _still_listed(task: Task, ctx: TransferContext, most: int = 5000) -> bool:

@@ -54,6 +54,18 @@ async def joined(
             a, b = await anext(source, None), await anext(target, None)
 
 
+async def key_versions(store: ObjectStore, bucket: str, key: str) -> list[ListedVersion]:
+    """One key's versions and delete markers, newest first: a listing under the key as
+    prefix, read only while it still shows this key (longer keys sort after it)."""
+    found: list[ListedVersion] = []
+    async with contextlib.aclosing(store.list_versions(bucket, key, page_size=100)) as pages:
+        async for page in pages:
+            found += [v for v in page if v.key == key]
+            if not page or page[-1].key != key:
+                break
+    return found
+
+
 async def between(
     store: ObjectStore, bucket: str, prefix: str, low: str, high: str
 ) -> dict[str, list[ListedVersion]]:
