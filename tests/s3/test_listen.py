@@ -2,8 +2,7 @@
 
 What a real store answers is proven end to end: SeaweedFS has no notifications and
 the engine says so (tests/e2e/test_replication.py). Here: a store that cannot be
-reached is reported once, as a hint source that gave up, and a listener stopped at
-once, before its SDK import, reports nothing and ends."""
+reached is reported once, as a hint source that gave up, and the thread ends."""
 
 from __future__ import annotations
 
@@ -34,12 +33,3 @@ def test_an_unreachable_store_is_reported_once_and_the_thread_ends() -> None:
     eventually(lambda: not listeners(), timeout=30)
     assert len(said) == 1 and said[0].endswith(": bucket notifications unavailable"), said
     assert keys == []
-
-
-def test_a_listener_stopped_at_once_reports_nothing_and_ends() -> None:
-    alias = Alias("prod", f"http://127.0.0.1:{closed_port()}", "ak", "sk")
-    said: list[str] = []
-    stop = listen(alias, "photos", "", lambda key: None, said.append)
-    stop()
-    eventually(lambda: not listeners(), timeout=30)
-    assert said == []
